@@ -1,1 +1,55 @@
-"""hubless."""
+"""The pure protocol core: codecs, signing and verification (spec/PROTOCOL.md).
+
+Bytes and an explicit `now` in, typed objects or bytes out. Nothing here touches files,
+sockets, clocks or randomness; the layers above do, and hand the results in.
+"""
+
+from .bep44 import RawItem, VerifiedItem, sign_item, verify_item
+from .history import VersionChoice, check_extends, choose_version, next_history
+from .index import INDEX_SALT, IndexRecord, VerifiedIndex, build_index, verify_index
+from .keys import PublicKey, SigningKey
+from .manifest import (
+    FileEntry,
+    HistoryEntry,
+    Manifest,
+    VerifiedManifest,
+    manifest_hash,
+    sign_manifest,
+    verify_manifest,
+)
+from .record import KnownRecord, Record, VerifiedRecord, encode_record, verify_record
+from .refs import Reference, check_name, check_version, parse_reference
+
+__all__ = [
+    "INDEX_SALT",
+    "FileEntry",
+    "HistoryEntry",
+    "IndexRecord",
+    "KnownRecord",
+    "Manifest",
+    "PublicKey",
+    "RawItem",
+    "Record",
+    "Reference",
+    "SigningKey",
+    "VerifiedIndex",
+    "VerifiedItem",
+    "VerifiedManifest",
+    "VerifiedRecord",
+    "VersionChoice",
+    "build_index",
+    "check_extends",
+    "check_name",
+    "check_version",
+    "choose_version",
+    "encode_record",
+    "manifest_hash",
+    "next_history",
+    "parse_reference",
+    "sign_item",
+    "sign_manifest",
+    "verify_index",
+    "verify_item",
+    "verify_manifest",
+    "verify_record",
+]

@@ -88,7 +88,7 @@ def _decode(data: bytes, pos: int, depth: int) -> tuple[Bencodable, int]:
         return result, pos + 1
     if lead.isdigit():
         colon = data.find(b":", pos)
-        if colon < 0 or not _canonical_int(data[pos:colon]) or data[pos:pos + 1] == b"-":
+        if colon < 0 or not _canonical_int(data[pos:colon]) or data[pos : pos + 1] == b"-":
             raise MalformedError("bencode: bad string length")
         length = int(data[pos:colon])
         start = colon + 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from . import bencode
 from .errors import MalformedError, OversizedError, WrongNameError, WrongPublisherError
-from .keys import PublicKey
+from .keys import PublicKey, SigningKey
 
 MAX_VALUE_SIZE = 1000
 MAX_SALT_SIZE = 64
@@ -69,3 +69,12 @@ def verify_item(item: RawItem, expected_key: PublicKey, expected_salt: bytes) ->
     if not isinstance(payload, bytes):
         raise MalformedError("DHT value is not a bencoded byte string")
     return VerifiedItem(expected_key, item.salt, item.seq, payload, item.signature)
+
+
+def sign_item(key: SigningKey, salt: bytes, seq: int, payload: bytes) -> RawItem:
+    """A signed mutable item, as a DHT node would store it (used by vectors and test nets)."""
+    if len(salt) > MAX_SALT_SIZE:
+        raise OversizedError(f"salt is {len(salt)} bytes; BEP-44 allows {MAX_SALT_SIZE}")
+    value = wrap_value(payload)
+    signature = key.sign(signing_message(salt, seq, value))
+    return RawItem(key.public.raw, salt, seq, value, signature)

@@ -84,8 +84,10 @@ class IntegrityError(UntrustedDataError):
     """Downloaded bytes whose hash or size differ from what was signed."""
 
 
-class ExpiredError(UntrustedDataError):
-    """A timestamp too far in the future to be honest."""
+class FutureTimestampError(UntrustedDataError):
+    """A timestamp further in the future than clock skew explains."""
+
+    hint = "check this machine's clock; otherwise the publisher's clock is wrong"
 
 
 # --- network: we could not get an answer -----------------------------------------------------

@@ -30,7 +30,9 @@ class PublicKey:
 
     def __post_init__(self) -> None:
         if len(self.raw) != PUBLIC_KEY_SIZE:
-            raise InvalidReferenceError(f"a public key is {PUBLIC_KEY_SIZE} bytes, not {len(self.raw)}")
+            raise InvalidReferenceError(
+                f"a public key is {PUBLIC_KEY_SIZE} bytes, not {len(self.raw)}"
+            )
 
     @property
     def text(self) -> str:

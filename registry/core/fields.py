@@ -1,0 +1,67 @@
+"""Type and range checks shared by the record, manifest and index decoders.
+
+Each raises `MalformedError` naming the field, so no decoder lets a `KeyError`,
+`TypeError` or `ValueError` escape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import MalformedError, UnsupportedFormatError
+
+INFOHASH_SIZES = (20, 32)
+SHA256_SIZE = 32
+
+
+def require_map(obj: Any, what: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise MalformedError(f"{what} is not a map")
+    return obj
+
+
+def require_keys(
+    fields: dict[str, Any], required: set[str], what: str, optional: frozenset[str] = frozenset()
+) -> None:
+    missing = required - fields.keys()
+    if missing:
+        raise MalformedError(f"{what} lacks {', '.join(sorted(missing))}")
+    extra = fields.keys() - required - optional
+    if extra:
+        raise MalformedError(f"{what} has unknown fields {', '.join(sorted(extra))}")
+
+
+def check_format(fields: dict[str, Any], key: str, supported: int, what: str) -> None:
+    version = fields.get(key)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise MalformedError(f"{what} has no format version")
+    if version != supported:
+        raise UnsupportedFormatError(
+            f"{what} format {version} is not supported (this is {supported})"
+        )
+
+
+def check_int(what: str, value: Any, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise MalformedError(f"{what} must be an integer in [{low}, {high}], not {value!r:.40}")
+    return value
+
+
+def check_bytes(what: str, value: Any, size: int) -> bytes:
+    if not isinstance(value, bytes) or len(value) != size:
+        raise MalformedError(f"{what} must be {size} bytes")
+    return value
+
+
+def check_infohash(what: str, value: Any) -> bytes:
+    if not isinstance(value, bytes) or len(value) not in INFOHASH_SIZES:
+        raise MalformedError(f"{what} must be 20 (v1) or 32 (v2) bytes")
+    return value
+
+
+def require_str(value: Any, what: str, max_length: int = 4096) -> str:
+    if not isinstance(value, str):
+        raise MalformedError(f"{what} must be text")
+    if len(value) > max_length:
+        raise MalformedError(f"{what} is longer than {max_length} characters")
+    return value

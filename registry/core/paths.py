@@ -1,0 +1,81 @@
+"""Safety rules for file paths named by a manifest (spec/PROTOCOL.md §6).
+
+Paths come from the network and become files on a user's disk, so they are checked here,
+once, with their own table of tests: relative POSIX paths, no `..`, no escapes, nothing a
+Windows or macOS filesystem would fold into another file of the same manifest.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+from .errors import HostilePathError
+
+MAX_PATH_BYTES = 1024
+MAX_SEGMENT_BYTES = 255
+_FORBIDDEN_CHARS = frozenset('\\:*?"<>|')
+_WINDOWS_DEVICES = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
+)
+
+
+def check_path(path: str) -> str:
+    """Return `path` if it is a safe relative POSIX file path, else raise `HostilePathError`."""
+    if not isinstance(path, str) or not path:
+        raise HostilePathError("file path is empty")
+    shown = repr(path[:120])
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise HostilePathError(f"file path {shown} is longer than {MAX_PATH_BYTES} bytes")
+    for ch in path:
+        if ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F:
+            raise HostilePathError(f"file path {shown} contains a control character")
+        if 0xD800 <= ord(ch) <= 0xDFFF:
+            raise HostilePathError(f"file path {shown} contains a lone surrogate")
+        if ch in _FORBIDDEN_CHARS:
+            raise HostilePathError(f"file path {shown} contains {ch!r}")
+    if path.startswith("/"):
+        raise HostilePathError(f"file path {shown} is absolute")
+    for segment in path.split("/"):
+        if not segment:
+            raise HostilePathError(f"file path {shown} has an empty segment")
+        if segment in (".", ".."):
+            raise HostilePathError(f"file path {shown} has a {segment!r} segment")
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            raise HostilePathError(
+                f"file path {shown} has a segment over {MAX_SEGMENT_BYTES} bytes"
+            )
+        if segment.endswith((".", " ")):
+            raise HostilePathError(f"file path {shown} has a segment ending in '.' or ' '")
+        if segment.split(".")[0].lower() in _WINDOWS_DEVICES:
+            raise HostilePathError(f"file path {shown} names a reserved device")
+    return path
+
+
+def fold(path: str) -> str:
+    """The key under which two paths collide: NFC-normalised and case-folded."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def check_paths(paths: Iterable[str]) -> None:
+    """Check every path, and that no two collide or one is a folder prefix of another."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        check_path(path)
+        key = fold(path)
+        if key in seen:
+            if seen[key] == path:
+                raise HostilePathError(f"file path {path!r} is listed twice")
+            raise HostilePathError(
+                f"file paths {seen[key]!r} and {path!r} collide on case-insensitive or "
+                "Unicode-normalising filesystems"
+            )
+        seen[key] = path
+    for key, path in seen.items():
+        parts = key.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in seen:
+                raise HostilePathError(
+                    f"file path {seen[parent]!r} is both a file and the folder of {path!r}"
+                )

@@ -1,0 +1,102 @@
+"""Model names, version labels and references `KEY/NAME[@VERSION]` (spec/PROTOCOL.md §3).
+
+Names become the BEP-44 salt and folder names on disk, so they are short ASCII words in the
+style of model-hub repository names: letters, digits, `.`, `_`, `-`; no leading or trailing
+punctuation, no `..`, at most 64 bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidReferenceError
+from .keys import PublicKey
+
+MAX_NAME_LENGTH = 64
+MAX_VERSION_LENGTH = 64
+URI_SCHEME = "hubless://"
+
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_VERSION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._+-]*[A-Za-z0-9])?")
+
+
+def check_name(name: str) -> str:
+    """Return `name` if it is a valid model name, else raise `InvalidReferenceError`."""
+    if not isinstance(name, str) or not name:
+        raise InvalidReferenceError("model name must be non-empty text")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidReferenceError(
+            f"model name is {len(name)} characters; at most {MAX_NAME_LENGTH} (it is the DHT salt)"
+        )
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise InvalidReferenceError(
+            f"model name {name!r} may use only letters, digits, '.', '_' and '-', must start "
+            "and end with a letter or digit, and may not contain '..'"
+        )
+    return name
+
+
+def check_version(label: str) -> str:
+    """Return `label` if it is a valid version label, else raise `InvalidReferenceError`."""
+    if not isinstance(label, str) or not label:
+        raise InvalidReferenceError("version label must be non-empty text")
+    if len(label) > MAX_VERSION_LENGTH:
+        raise InvalidReferenceError(
+            f"version label is {len(label)} characters; at most {MAX_VERSION_LENGTH}"
+        )
+    if not _VERSION.fullmatch(label) or ".." in label:
+        raise InvalidReferenceError(
+            f"version label {label!r} may use only letters, digits, '.', '_', '+' and '-', "
+            "must start and end with a letter or digit, and may not contain '..'"
+        )
+    return label
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a user types to name a model: publisher key, model name, optional version."""
+
+    publisher: PublicKey
+    name: str
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if self.version is not None:
+            check_version(self.version)
+
+    @property
+    def salt(self) -> bytes:
+        return self.name.encode("ascii")
+
+    def __str__(self) -> str:
+        tail = f"@{self.version}" if self.version else ""
+        return f"{self.publisher.text}/{self.name}{tail}"
+
+    @property
+    def uri(self) -> str:
+        return URI_SCHEME + str(self)
+
+    def at(self, version: str | None) -> Reference:
+        return Reference(self.publisher, self.name, version)
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse `KEY/NAME`, `KEY/NAME@VERSION` or `hubless://KEY/NAME[@VERSION]`."""
+    raw = text.strip()
+    if raw.lower().startswith(URI_SCHEME):
+        raw = raw[len(URI_SCHEME) :]
+    key_text, slash, rest = raw.partition("/")
+    if not slash or not rest:
+        raise InvalidReferenceError(
+            f"reference {text!r} is not KEY/NAME[@VERSION]", hint="e.g. <52-char key>/my-model@v1"
+        )
+    if rest.endswith("/"):
+        rest = rest[:-1]
+    name, at, version = rest.partition("@")
+    if at and not version:
+        raise InvalidReferenceError(f"reference {text!r} has '@' but no version")
+    return Reference(
+        PublicKey.parse(key_text), check_name(name), check_version(version) if at else None
+    )

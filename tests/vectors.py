@@ -1,0 +1,543 @@
+"""Generate spec/vectors/*.json from fixed seeds; the test suite fails if they drift.
+
+Run `python -m tests.vectors --write` after a deliberate format change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hubless.core import bencode, bep44, canonical
+from hubless.core.history import next_history
+from hubless.core.index import INDEX_SALT, IndexRecord, encode_index
+from hubless.core.keys import SigningKey
+from hubless.core.manifest import (
+    FileEntry,
+    HistoryEntry,
+    Manifest,
+    encode_body,
+    sign_manifest,
+    signing_message,
+    verify_manifest,
+)
+from hubless.core.record import Record, encode_record
+
+VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
+NOW = 1_767_225_600  # 2026-01-01T00:00:00Z: the `now` every vector is checked at
+
+SEEDS = [bytes(range(32)), hashlib.sha256(b"hubless vector key 1").digest(), b"\x00" * 32]
+ALICE = SigningKey(SEEDS[1])
+MALLORY = SigningKey(hashlib.sha256(b"hubless vector key mallory").digest())
+
+
+def sha(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def keys() -> list[dict[str, Any]]:
+    return [
+        {
+            "seed": seed.hex(),
+            "public_key": SigningKey(seed).public.raw.hex(),
+            "public_key_text": SigningKey(seed).public.text,
+            "libtorrent_expanded_secret": SigningKey(seed).expanded_secret.hex(),
+        }
+        for seed in SEEDS
+    ]
+
+
+def _record_case(
+    description: str, key: SigningKey, name: str, dht_seq: int, r: Record
+) -> dict[str, Any]:
+    payload = encode_record(r)
+    value = bencode.encode(payload)
+    message = bep44.signing_message(name.encode(), dht_seq, value)
+    return {
+        "description": description,
+        "seed": key.seed.hex(),
+        "public_key": key.public.raw.hex(),
+        "salt": name,
+        "dht_seq": dht_seq,
+        "record": {
+            "f": 1,
+            "s": r.seq,
+            "v": r.version,
+            "m": r.manifest_infohash.hex(),
+            "h": r.manifest_hash.hex(),
+            "t": r.published_at,
+        },
+        "payload": payload.hex(),
+        "value_bencoded": value.hex(),
+        "signing_message": message.hex(),
+        "signature": key.sign(message).hex(),
+    }
+
+
+def records() -> list[dict[str, Any]]:
+    typical = Record(1, "v1", sha("manifest torrent")[:20], sha("manifest bytes"), NOW - 60)
+    largest = Record(2**63 - 1, "9" * 64, b"\xff" * 32, b"\xff" * 32, 2**63 - 1)
+    return [
+        _record_case("typical record, first version", ALICE, "tiny-llama", 1, typical),
+        _record_case("largest possible record, longest name", ALICE, "m" * 64, 7, largest),
+    ]
+
+
+def manifests() -> tuple[list[dict[str, Any]], list[bytes]]:
+    files = (
+        FileEntry("config.json", 64, sha("config")),
+        FileEntry("model.safetensors", 1 << 20, sha("weights")),
+        FileEntry("tokenizer/vocab.txt", 5, sha("vocab")),
+    )
+    first = Manifest(
+        ALICE.public,
+        "tiny-llama",
+        "v1",
+        1,
+        NOW - 3600,
+        sha("content v1")[:20],
+        files,
+        description="a generated test model",
+        license="apache-2.0",
+        tags=("test",),
+    )
+    first_signed = sign_manifest(first, ALICE)
+    first_verified = verify_manifest(first_signed, ALICE.public, "tiny-llama", now=NOW)
+    second = Manifest(
+        ALICE.public,
+        "tiny-llama",
+        "v2",
+        2,
+        NOW - 60,
+        sha("content v2")[:20],
+        (files[0], FileEntry("model.safetensors", 1 << 20, sha("weights v2")), files[2]),
+        history=next_history(first_verified, sha("manifest torrent v1")[:20]),
+        prev=first_verified.hash,
+    )
+    cases = []
+    signed_all = []
+    for description, m in (
+        ("first version", first),
+        ("second version chaining to the first", second),
+    ):
+        body = encode_body(m)
+        signed = sign_manifest(m, ALICE)
+        signed_all.append(signed)
+        cases.append(
+            {
+                "description": description,
+                "seed": ALICE.seed.hex(),
+                "public_key": ALICE.public.raw.hex(),
+                "manifest": _manifest_json(m),
+                "body": body.hex(),
+                "signing_message_prefix": signing_message(b"").hex(),
+                "signature": canonical.decode(signed, what="m", max_size=1 << 20)[
+                    "signature"
+                ].hex(),
+                "signed": signed.hex(),
+                "manifest_hash": hashlib.sha256(signed).hexdigest(),
+            }
+        )
+    return cases, signed_all
+
+
+def _manifest_json(m: Manifest) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "format": 1,
+        "publisher": m.publisher.raw.hex(),
+        "name": m.name,
+        "version": m.version,
+        "seq": m.seq,
+        "created": m.created,
+        "content": m.content_infohash.hex(),
+        "files": [[f.path, f.size, f.sha256.hex()] for f in m.files],
+        "history": [_history_json(h) for h in m.history],
+    }
+    for key, value in (
+        ("prev", m.prev.hex() if m.prev else None),
+        ("yanked", m.yanked),
+        ("description", m.description),
+        ("license", m.license),
+        ("tags", list(m.tags) or None),
+    ):
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _history_json(h: HistoryEntry) -> list[Any]:
+    return [h.seq, h.version, h.manifest_infohash.hex(), h.manifest_hash.hex(), h.created, h.yanked]
+
+
+def _raw(item: bep44.RawItem) -> dict[str, Any]:
+    return {
+        "public_key": item.public_key.hex(),
+        "salt": item.salt.hex(),
+        "dht_seq": item.seq,
+        "value_bencoded": item.value.hex(),
+        "signature": item.signature.hex(),
+    }
+
+
+def _forged_manifest(body_fields: dict[str, Any], key: SigningKey) -> bytes:
+    body = canonical.encode(body_fields)
+    return canonical.encode({"manifest": body, "signature": key.sign(signing_message(body))})
+
+
+def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
+    """Inputs that must be refused, each with the error class a verifier raises."""
+    good = Record(3, "v3", sha("mt")[:20], sha("mb"), NOW - 10)
+    good_payload = encode_record(good)
+    item = bep44.sign_item(ALICE, b"tiny-llama", 3, good_payload)
+    cases: list[dict[str, Any]] = []
+
+    def record_case(description: str, error: str, raw: bep44.RawItem, **extra: Any) -> None:
+        cases.append(
+            {
+                "kind": "record",
+                "description": description,
+                "error": error,
+                "expect_publisher": ALICE.public.raw.hex(),
+                "expect_name": "tiny-llama",
+                "now": NOW,
+                "item": _raw(raw),
+                **extra,
+            }
+        )
+
+    flipped = bytearray(item.signature)
+    flipped[0] ^= 1
+    record_case(
+        "signature with one bit flipped",
+        "BadSignatureError",
+        bep44.RawItem(item.public_key, item.salt, item.seq, item.value, bytes(flipped)),
+    )
+    record_case(
+        "valid record signed by another key, served for the publisher",
+        "WrongPublisherError",
+        bep44.sign_item(MALLORY, b"tiny-llama", 3, good_payload),
+    )
+    forged = bep44.sign_item(MALLORY, b"tiny-llama", 3, good_payload)
+    record_case(
+        "another key's signature presented under the publisher's key",
+        "BadSignatureError",
+        bep44.RawItem(ALICE.public.raw, forged.salt, forged.seq, forged.value, forged.signature),
+    )
+    record_case(
+        "record for another model name",
+        "WrongNameError",
+        bep44.sign_item(ALICE, b"other-model", 3, good_payload),
+    )
+    record_case(
+        "seq older than one already seen",
+        "RollbackError",
+        item,
+        known={"seq": 4, "manifest_hash": sha("newer").hex()},
+    )
+    record_case(
+        "same seq as seen before, different manifest",
+        "EquivocationError",
+        item,
+        known={"seq": 3, "manifest_hash": sha("other").hex()},
+    )
+    future = encode_record(Record(3, "v3", sha("mt")[:20], sha("mb"), NOW + 2 * 86400))
+    record_case(
+        "record dated two days ahead",
+        "FutureTimestampError",
+        bep44.sign_item(ALICE, b"tiny-llama", 3, future),
+    )
+    v2 = canonical.encode(
+        {"f": 2, "s": 3, "v": "v3", "m": sha("mt")[:20], "h": sha("mb"), "t": NOW}
+    )
+    record_case(
+        "record format 2", "UnsupportedFormatError", bep44.sign_item(ALICE, b"tiny-llama", 3, v2)
+    )
+    unsorted = b"\x86" + b"".join(
+        canonical.encode(k)[0:0] + canonical.encode(k) + canonical.encode(v)
+        for k, v in (
+            ("s", 3),
+            ("f", 1),
+            ("v", "v3"),
+            ("m", sha("mt")[:20]),
+            ("h", sha("mb")),
+            ("t", NOW),
+        )
+    )
+    record_case(
+        "record map with keys out of canonical order",
+        "MalformedError",
+        bep44.sign_item(ALICE, b"tiny-llama", 3, unsorted),
+    )
+    short_ih = canonical.encode(
+        {"f": 1, "s": 3, "v": "v3", "m": b"\x01" * 19, "h": sha("mb"), "t": NOW}
+    )
+    record_case(
+        "manifest infohash of 19 bytes",
+        "MalformedError",
+        bep44.sign_item(ALICE, b"tiny-llama", 3, short_ih),
+    )
+    extra_field = canonical.encode(
+        {"f": 1, "s": 3, "v": "v3", "m": sha("mt")[:20], "h": sha("mb"), "t": NOW, "z": 1}
+    )
+    record_case(
+        "record with an unknown field",
+        "MalformedError",
+        bep44.sign_item(ALICE, b"tiny-llama", 3, extra_field),
+    )
+    big_value = b"%d:" % 998 + b"\x00" * 998
+    record_case(
+        "bencoded value of 1002 bytes",
+        "OversizedError",
+        bep44.RawItem(ALICE.public.raw, b"tiny-llama", 3, big_value, b"\x00" * 64),
+    )
+    not_bytes = b"i42e"
+    record_case(
+        "value that is a bencoded integer, not a byte string",
+        "MalformedError",
+        bep44.RawItem(
+            ALICE.public.raw,
+            b"tiny-llama",
+            3,
+            not_bytes,
+            ALICE.sign(bep44.signing_message(b"tiny-llama", 3, not_bytes)),
+        ),
+    )
+
+    def manifest_case(description: str, error: str, data: bytes, **extra: Any) -> None:
+        cases.append(
+            {
+                "kind": "manifest",
+                "description": description,
+                "error": error,
+                "expect_publisher": ALICE.public.raw.hex(),
+                "expect_name": "tiny-llama",
+                "now": NOW,
+                "signed": data.hex(),
+                **extra,
+            }
+        )
+
+    body = canonical.decode(
+        canonical.decode(signed_manifests[0], what="m", max_size=1 << 20)["manifest"],
+        what="b",
+        max_size=1 << 20,
+    )
+
+    def with_(**changes: Any) -> dict[str, Any]:
+        out = dict(body)
+        out.update(changes)
+        return out
+
+    env = canonical.decode(signed_manifests[0], what="m", max_size=1 << 20)
+    bad_sig = bytearray(env["signature"])
+    bad_sig[5] ^= 0x80
+    manifest_case(
+        "manifest signature with one bit flipped",
+        "BadSignatureError",
+        canonical.encode({"manifest": env["manifest"], "signature": bytes(bad_sig)}),
+    )
+    manifest_case(
+        "manifest signed by another key", "BadSignatureError", _forged_manifest(body, MALLORY)
+    )
+    manifest_case(
+        "manifest naming another publisher, signed by that publisher",
+        "BadSignatureError",
+        _forged_manifest(with_(publisher=MALLORY.public.raw), MALLORY),
+    )
+    manifest_case(
+        "manifest for another model name",
+        "WrongNameError",
+        _forged_manifest(with_(name="other-model"), ALICE),
+    )
+    manifest_case(
+        "manifest bytes that do not match the record's hash",
+        "IntegrityError",
+        signed_manifests[0],
+        expected_hash=sha("something else").hex(),
+    )
+    for description, path in (
+        ("file path with '..'", "../../.bashrc"),
+        ("absolute file path", "/etc/passwd"),
+        ("file path with a backslash", "weights\\model.bin"),
+        ("file path with a NUL byte", "model\x00.bin"),
+        ("file path with a control character", "model\x1b[2J.bin"),
+        ("file path with an empty segment", "a//b.bin"),
+    ):
+        manifest_case(
+            description,
+            "HostilePathError",
+            _forged_manifest(with_(files=sorted([*body["files"], [path, 1, sha("x")]])), ALICE),
+        )
+    manifest_case(
+        "two paths that differ only in case",
+        "HostilePathError",
+        _forged_manifest(
+            with_(files=sorted([*body["files"], ["Config.json", 1, sha("x")]])), ALICE
+        ),
+    )
+    manifest_case(
+        "two paths equal after Unicode NFC normalisation",
+        "HostilePathError",
+        _forged_manifest(
+            with_(
+                files=sorted(
+                    [
+                        *body["files"],
+                        ["caf\u00e9.txt", 1, sha("x")],
+                        ["cafe\u0301.txt", 1, sha("y")],
+                    ]
+                )
+            ),
+            ALICE,
+        ),
+    )
+    manifest_case(
+        "the same path twice",
+        "HostilePathError",
+        _forged_manifest(with_(files=sorted([*body["files"], body["files"][0]])), ALICE),
+    )
+    manifest_case(
+        "a path that is both a file and a folder",
+        "HostilePathError",
+        _forged_manifest(
+            with_(files=sorted([*body["files"], ["config.json/x", 1, sha("x")]])), ALICE
+        ),
+    )
+    manifest_case(
+        "manifest format 2", "UnsupportedFormatError", _forged_manifest(with_(format=2), ALICE)
+    )
+    manifest_case(
+        "negative file size",
+        "MalformedError",
+        _forged_manifest(
+            with_(files=[[body["files"][0][0], -1, body["files"][0][2]], *body["files"][1:]]), ALICE
+        ),
+    )
+    manifest_case(
+        "history whose last hash is not 'prev'",
+        "MalformedError",
+        _forged_manifest(
+            with_(
+                seq=2,
+                history=[[1, "v0", sha("ih")[:20], sha("h"), NOW - 7200, None]],
+                prev=sha("other"),
+            ),
+            ALICE,
+        ),
+    )
+    manifest_case(
+        "manifest created two days ahead",
+        "FutureTimestampError",
+        _forged_manifest(with_(created=NOW + 2 * 86400), ALICE),
+    )
+    manifest_case(
+        "trailing byte after the envelope", "MalformedError", signed_manifests[0] + b"\x00"
+    )
+
+    first = signed_manifests[0]
+    rewritten = dict(with_(seq=3, version="v3"))
+    rewritten["history"] = [
+        [
+            1,
+            "v1-renamed",
+            sha("manifest torrent v1")[:20],
+            hashlib.sha256(first).digest(),
+            body["created"],
+            None,
+        ]
+    ]
+    rewritten["prev"] = hashlib.sha256(first).digest()
+    manifest_case(
+        "later manifest that renames a version the client already holds",
+        "HistoryRewriteError",
+        _forged_manifest(rewritten, ALICE),
+        known_signed=first.hex(),
+    )
+    dropped = dict(
+        with_(
+            seq=3,
+            version="v3",
+            history=[[2, "v2", sha("ih2")[:20], sha("h2"), NOW - 100, None]],
+            prev=sha("h2"),
+        )
+    )
+    manifest_case(
+        "later manifest whose history drops the version the client holds",
+        "HistoryRewriteError",
+        _forged_manifest(dropped, ALICE),
+        known_signed=first.hex(),
+    )
+
+    for text, error in (
+        ("not-a-key/model", "InvalidReferenceError"),
+        (f"{ALICE.public.text}/-bad-name", "InvalidReferenceError"),
+        (f"{ALICE.public.text}/{'a' * 65}", "InvalidReferenceError"),
+        (f"{ALICE.public.text}/model@", "InvalidReferenceError"),
+        (f"{ALICE.public.text}/mo..del", "InvalidReferenceError"),
+    ):
+        cases.append(
+            {
+                "kind": "reference",
+                "description": f"reference {text[:70]!r}",
+                "error": error,
+                "text": text,
+            }
+        )
+    return cases
+
+
+def index_vectors() -> list[dict[str, Any]]:
+    index = IndexRecord(2, NOW - 5, names=("tiny-llama", "tiny-mistral"))
+    payload = encode_index(index)
+    item = bep44.sign_item(ALICE, INDEX_SALT, 2, payload)
+    return [
+        {
+            "description": "inline publisher index",
+            "seed": ALICE.seed.hex(),
+            "salt_text": INDEX_SALT.decode(),
+            "names": list(index.names),
+            "index_seq": 2,
+            "published_at": index.published_at,
+            "payload": payload.hex(),
+            **_raw(item),
+        }
+    ]
+
+
+def build() -> dict[str, Any]:
+    manifest_cases, signed = manifests()
+    return {
+        "keys.json": keys(),
+        "records.json": records(),
+        "manifests.json": manifest_cases,
+        "index.json": index_vectors(),
+        "invalid.json": invalid(signed),
+    }
+
+
+def render(obj: Any) -> str:
+    return json.dumps(obj, indent=1, ensure_ascii=True) + "\n"
+
+
+def main() -> int:
+    files = build()
+    if "--write" in sys.argv:
+        VECTORS.mkdir(parents=True, exist_ok=True)
+        for name, obj in files.items():
+            (VECTORS / name).write_text(render(obj))
+        print(f"wrote {len(files)} files to {VECTORS}")
+        return 0
+    stale = [
+        name
+        for name, obj in files.items()
+        if not (VECTORS / name).exists() or (VECTORS / name).read_text() != render(obj)
+    ]
+    print("stale: " + ", ".join(stale) if stale else "vectors up to date")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
