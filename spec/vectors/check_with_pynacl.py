@@ -1,0 +1,94 @@
+"""Check spec/vectors/*.json with plain pynacl and hashlib: no hubless, no msgpack."""
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.signing
+
+HERE = Path(__file__).resolve().parent
+DOMAIN = b"hubless manifest v1\x00"  # spec §5.2
+B32 = "abcdefghijklmnopqrstuvwxyz234567"
+failures: list[str] = []
+
+
+def load(name: str) -> list[dict]:
+    return json.loads((HERE / name).read_text())
+
+
+def check(ok: bool, what: str) -> None:
+    if not ok:
+        failures.append(what)
+
+
+def verifies(public: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        return nacl.signing.VerifyKey(public).verify(message, signature) == message
+    except nacl.exceptions.BadSignatureError:
+        return False
+
+
+def bep44_message(salt: bytes, seq: int, value: bytes) -> bytes:  # spec §4.2
+    return (b"4:salt%d:%s" % (len(salt), salt) if salt else b"") + b"3:seqi%de1:v" % seq + value
+
+
+def split_envelope(signed: bytes) -> tuple[bytes, bytes]:
+    """Body and signature of {"manifest": bin, "signature": bin 64} (spec §5.2), by hand."""
+    head = b"\x82\xa8manifest"
+    width = {0xC4: 1, 0xC5: 2, 0xC6: 4}.get(signed[len(head)], 0)
+    pos = len(head) + 1 + width
+    body = signed[pos : pos + int.from_bytes(signed[pos - width : pos], "big")]
+    tail = signed[pos + len(body) :]
+    check(signed.startswith(head) and tail[:12] == b"\xa9signature\xc4\x40" and len(tail) == 76,
+          "manifest envelope layout")
+    return body, tail[12:]
+
+
+for k in load("keys.json"):
+    seed = bytes.fromhex(k["seed"])
+    public = bytes(nacl.signing.SigningKey(seed).verify_key)
+    n = int.from_bytes(public, "big") << 4  # 256 bits padded to 52 base32 digits of 5 bits
+    text = "".join(B32[(n >> 5 * i) & 31] for i in range(51, -1, -1))
+    h = bytearray(hashlib.sha512(seed).digest())
+    h[0] &= 248
+    h[31] = (h[31] & 63) | 64
+    check(public.hex() == k["public_key"] and text == k["public_key_text"], f"key {k['seed']}")
+    check(h.hex() == k["libtorrent_expanded_secret"], f"expanded secret of {k['seed']}")
+
+for case in load("records.json") + load("index.json"):
+    # records.json gives the salt as the model name, index.json as hex
+    salt = bytes.fromhex(case["salt"]) if "index_seq" in case else case["salt"].encode()
+    payload, value = bytes.fromhex(case["payload"]), bytes.fromhex(case["value_bencoded"])
+    check(value == b"%d:%s" % (len(payload), payload) and len(value) <= 1000, case["description"])
+    message = bep44_message(salt, case["dht_seq"], value)
+    check(message.hex() == case.get("signing_message", message.hex()), case["description"])
+    check(verifies(bytes.fromhex(case["public_key"]), message, bytes.fromhex(case["signature"])),
+          f"signature of {case['description']}")
+
+for case in load("manifests.json"):
+    signed = bytes.fromhex(case["signed"])
+    body, signature = split_envelope(signed)
+    check(body.hex() == case["body"] and signature.hex() == case["signature"], case["description"])
+    check(bytes.fromhex(case["signing_message_prefix"]) == DOMAIN, "manifest domain prefix")
+    check(verifies(bytes.fromhex(case["public_key"]), DOMAIN + body, signature),
+          f"signature of manifest {case['description']}")
+    check(hashlib.sha256(signed).hexdigest() == case["manifest_hash"], case["description"])
+
+bad = [c for c in load("invalid.json") if c["error"] == "BadSignatureError"]
+for case in bad:
+    public, item = bytes.fromhex(case["expect_publisher"]), case.get("item", {})
+    if case["kind"] == "record":
+        message = bep44_message(bytes.fromhex(item["salt"]), item["dht_seq"],
+                                bytes.fromhex(item["value_bencoded"]))
+        check(not verifies(public, message, bytes.fromhex(item["signature"])), case["description"])
+    else:
+        body, signature = split_envelope(bytes.fromhex(case["signed"]))
+        check(not verifies(public, DOMAIN + body, signature), case["description"])
+
+counts = ", ".join(f"{p.name} ({len(load(p.name))})" for p in sorted(HERE.glob("*.json")))
+print(f"checked {counts}; {len(bad)} bad signatures refused")
+for failure in failures:
+    print("FAIL:", failure)
+print("FAILED" if failures else "OK")
+sys.exit(1 if failures else 0)
