@@ -17,7 +17,14 @@ from .manifest import (
     sign_manifest,
     verify_manifest,
 )
-from .record import KnownRecord, Record, VerifiedRecord, encode_record, verify_record
+from .record import (
+    KnownRecord,
+    Record,
+    VerifiedRecord,
+    check_record,
+    encode_record,
+    verify_record,
+)
 from .refs import Reference, check_name, check_version, parse_reference
 
 __all__ = [
@@ -40,6 +47,7 @@ __all__ = [
     "build_index",
     "check_extends",
     "check_name",
+    "check_record",
     "check_version",
     "choose_version",
     "encode_record",

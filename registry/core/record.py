@@ -17,6 +17,7 @@ from .errors import (
     InvalidReferenceError,
     MalformedError,
     RollbackError,
+    WrongNameError,
 )
 from .fields import (
     SHA256_SIZE,
@@ -122,6 +123,15 @@ def verify_record(
     """Apply every rule of spec §4.3 to a DHT item, in order, and return the verified record."""
     check_name(name)
     verified = verify_item(item, publisher, name.encode("ascii"))
+    return check_record(verified, name, now=now, known=known)
+
+
+def check_record(
+    verified: VerifiedItem, name: str, *, now: int, known: KnownRecord | None = None
+) -> VerifiedRecord:
+    """The record rules of spec §4.3 after the BEP-44 item check: schema, time, seq."""
+    if verified.salt != name.encode("ascii"):
+        raise WrongNameError(f"DHT item is for salt {verified.salt!r}, not {name!r}")
     record = decode_record(verified.payload)
     if record.published_at > now + MAX_CLOCK_SKEW:
         raise FutureTimestampError(
@@ -136,4 +146,4 @@ def verify_record(
             raise EquivocationError(
                 f"publisher signed two different manifests as seq {record.seq} of {name}"
             )
-    return VerifiedRecord(publisher, name, record, verified)
+    return VerifiedRecord(verified.public_key, name, record, verified)
