@@ -436,6 +436,21 @@ def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
     manifest_case(
         "trailing byte after the envelope", "MalformedError", signed_manifests[0] + b"\x00"
     )
+    manifest_case(
+        "600 nested arrays instead of an envelope", "MalformedError", b"\x91" * 600 + b"\x00"
+    )
+    manifest_case(
+        "optional field present as nil",
+        "MalformedError",
+        _forged_manifest(with_(license=None), ALICE),
+    )
+    manifest_case(
+        "file path with a right-to-left override",
+        "HostilePathError",
+        _forged_manifest(
+            with_(files=sorted([*body["files"], ["model\u202egnp.exe", 1, sha("x")]])), ALICE
+        ),
+    )
 
     first = signed_manifests[0]
     rewritten = dict(with_(seq=3, version="v3"))

@@ -12,6 +12,7 @@ from .errors import MalformedError
 Bencodable = bytes | int | list["Bencodable"] | dict[bytes, "Bencodable"]
 
 MAX_DEPTH = 32
+MAX_DIGITS = 20  # integers and string lengths: int() on thousands of digits is slow or fails
 
 
 def encode(obj: Bencodable) -> bytes:
@@ -99,7 +100,9 @@ def _decode(data: bytes, pos: int, depth: int) -> tuple[Bencodable, int]:
 
 
 def _canonical_int(text: bytes) -> bool:
-    if text in (b"0",):
+    if len(text) > MAX_DIGITS:
+        return False
+    if text == b"0":
         return True
     digits = text[1:] if text.startswith(b"-") else text
     return bool(digits) and digits.isdigit() and not digits.startswith(b"0")

@@ -16,6 +16,7 @@ from .errors import MalformedError, OversizedError
 
 MAX_INT = 2**64 - 1
 MIN_INT = -(2**63)
+MAX_DEPTH = 8  # the deepest hubless document nests 3 levels
 
 
 def encode(obj: Any) -> bytes:
@@ -57,6 +58,8 @@ def decode(data: bytes, *, what: str, max_size: int) -> Any:
     except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
         # msgpack sizes its own limits from len(data), bounded above; none of its errors escape
         raise MalformedError(f"{what} is not valid msgpack: {exc}") from exc
+    if _depth(obj) > MAX_DEPTH:
+        raise MalformedError(f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
         again = encode(obj)
     except TypeError as exc:
@@ -64,6 +67,21 @@ def decode(data: bytes, *, what: str, max_size: int) -> Any:
     if again != data:
         raise MalformedError(f"{what} is not in canonical msgpack form")
     return obj
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of a decoded value, computed without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        value, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        if isinstance(value, list):
+            stack.extend((item, level + 1) for item in value)
+        elif isinstance(value, dict):
+            stack.extend((item, level + 1) for item in value.values())
+    return deepest
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:

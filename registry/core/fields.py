@@ -65,3 +65,21 @@ def require_str(value: Any, what: str, max_length: int = 4096) -> str:
     if len(value) > max_length:
         raise MalformedError(f"{what} is longer than {max_length} characters")
     return value
+
+
+def check_text(value: Any, what: str, max_length: int, *, multiline: bool = False) -> str:
+    """Non-empty text without control or bidi-override characters (they can fool a terminal)."""
+    text = require_str(value, what, max_length)
+    if not text:
+        raise MalformedError(f"{what} is empty")
+    allowed = "\n\t" if multiline else ""
+    for ch in text:
+        code = ord(ch)
+        if (
+            (code < 0x20 and ch not in allowed)
+            or 0x7F <= code <= 0x9F
+            or 0x202A <= code <= 0x202E
+            or 0x2066 <= code <= 0x2069
+        ):
+            raise MalformedError(f"{what} contains control character U+{code:04X}")
+    return text

@@ -18,8 +18,14 @@ def entry_for(verified: VerifiedManifest, manifest_infohash: bytes) -> HistoryEn
     return HistoryEntry(m.seq, m.version, manifest_infohash, verified.hash, m.created, m.yanked)
 
 
-def check_extends(known: VerifiedManifest, new: VerifiedManifest) -> None:
-    """Raise unless `new` is `known` again or a later revision that extends its history."""
+def check_extends(
+    known: VerifiedManifest, new: VerifiedManifest, known_infohash: bytes | None = None
+) -> None:
+    """Raise unless `new` is `known` again or a later revision that extends its history.
+
+    `known_infohash`, the manifest torrent the client fetched `known` by, must then be the
+    one `new` lists for that revision.
+    """
     k, n = known.manifest, new.manifest
     if n.seq < k.seq:
         raise RollbackError(f"manifest seq {n.seq} of {n.name} is older than known seq {k.seq}")
@@ -39,7 +45,11 @@ def check_extends(known: VerifiedManifest, new: VerifiedManifest) -> None:
             same = (old.version, old.manifest_infohash, old.manifest_hash, old.created)
             if (row.version, row.manifest_infohash, row.manifest_hash, row.created) != same:
                 raise HistoryRewriteError(f"manifest seq {n.seq} rewrites revision {old.seq}")
-        elif (row.version, row.manifest_hash, row.created) != (k.version, known.hash, k.created):
+        elif (row.version, row.manifest_hash, row.created) != (
+            k.version,
+            known.hash,
+            k.created,
+        ) or (known_infohash is not None and row.manifest_infohash != known_infohash):
             raise HistoryRewriteError(f"manifest seq {n.seq} does not chain to known seq {k.seq}")
     listed_before = sum(1 for row in n.history if row.seq <= k.seq)
     if listed_before != len(k.history) + 1:
@@ -57,27 +67,20 @@ class VersionChoice:
 
 
 def choose_version(manifest: Manifest, version: str | None) -> VersionChoice:
-    """The revision `version` names (the newest one with that label); None means latest."""
+    """The revision `version` names (the newest one with that label); None means latest.
+
+    The yank mark reported is the chosen revision's own (spec §7.3).
+    """
     if version is None or version == manifest.version:
-        current_yank = manifest.yanked
-        if version is not None and current_yank is None:
-            current_yank = _yank_of(manifest, version)
-        return VersionChoice(manifest.seq, manifest.version, current_yank, None)
+        return VersionChoice(manifest.seq, manifest.version, manifest.yanked, None)
     for row in reversed(manifest.history):
         if row.version == version:
-            return VersionChoice(row.seq, row.version, _yank_of(manifest, version), row)
+            return VersionChoice(row.seq, row.version, row.yanked, row)
     known = ", ".join(dict.fromkeys(r.version for r in reversed(manifest.history)))
     raise UsageError(
         f"{manifest.name} has no version {version!r}",
         hint=f"latest is {manifest.version}" + (f"; earlier: {known}" if known else ""),
     )
-
-
-def _yank_of(manifest: Manifest, version: str) -> str | None:
-    for row in reversed(manifest.history):
-        if row.version == version and row.yanked is not None:
-            return row.yanked
-    return None
 
 
 def next_history(previous: VerifiedManifest, previous_infohash: bytes) -> tuple[HistoryEntry, ...]:

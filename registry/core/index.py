@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from . import canonical
 from .bep44 import MAX_VALUE_SIZE, RawItem, VerifiedItem, verify_item, wrap_value
 from .errors import (
+    FutureTimestampError,
     IntegrityError,
     InvalidReferenceError,
     MalformedError,
@@ -29,6 +30,7 @@ from .fields import (
     require_map,
 )
 from .keys import PublicKey
+from .record import MAX_CLOCK_SKEW
 from .refs import check_name
 
 INDEX_SALT = b"hubless:index"
@@ -97,11 +99,13 @@ def decode_index(payload: bytes) -> IndexRecord:
 
 
 def verify_index(
-    item: RawItem, publisher: PublicKey, *, known_seq: int | None = None
+    item: RawItem, publisher: PublicKey, *, now: int, known_seq: int | None = None
 ) -> VerifiedIndex:
-    """BEP-44 signature, salt and schema of a publisher index item, and no rollback."""
+    """BEP-44 signature, salt and schema of a publisher index item, its time, no rollback."""
     verified = verify_item(item, publisher, INDEX_SALT)
     index = decode_index(verified.payload)
+    if index.published_at > now + MAX_CLOCK_SKEW:
+        raise FutureTimestampError(f"index is dated {index.published_at - now} s in the future")
     if known_seq is not None and index.seq < known_seq:
         raise RollbackError(f"index seq {index.seq} is older than known seq {known_seq}")
     return VerifiedIndex(publisher, index, verified)
@@ -136,6 +140,8 @@ def build_index(names: tuple[str, ...], seq: int, published_at: int) -> IndexRec
 
 
 def _check_names(names: tuple[str, ...]) -> None:
+    if not all(isinstance(name, str) for name in names):
+        raise MalformedError("index names must be text")
     if len(names) > MAX_INDEX_NAMES:
         raise OversizedError(f"index lists {len(names)} names; the limit is {MAX_INDEX_NAMES}")
     if list(names) != sorted(set(names)):

@@ -15,10 +15,11 @@ from typing import Any
 from . import canonical
 from .errors import (
     FutureTimestampError,
-    HublessError,
     IntegrityError,
     InvalidReferenceError,
     MalformedError,
+    OversizedError,
+    UsageError,
     WrongNameError,
     WrongPublisherError,
 )
@@ -28,6 +29,7 @@ from .fields import (
     check_format,
     check_infohash,
     check_int,
+    check_text,
     require_keys,
     require_map,
     require_str,
@@ -160,10 +162,7 @@ def encode_body(manifest: Manifest) -> bytes:
         "tags": list(manifest.tags) if manifest.tags else None,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
-    data = canonical.encode(body)
-    if len(data) > MAX_MANIFEST_SIZE - SIGNATURE_SIZE - 16:
-        raise MalformedError(f"manifest is {len(data)} bytes; the limit is {MAX_MANIFEST_SIZE}")
-    return data
+    return canonical.encode(body)
 
 
 def signing_message(body: bytes) -> bytes:
@@ -176,7 +175,14 @@ def sign_manifest(manifest: Manifest, key: SigningKey) -> bytes:
     if key.public != manifest.publisher:
         raise WrongPublisherError("manifest names another publisher than the signing key")
     body = encode_body(manifest)
-    return canonical.encode({"manifest": body, "signature": key.sign(signing_message(body))})
+    signed = canonical.encode({"manifest": body, "signature": key.sign(signing_message(body))})
+    if len(signed) > MAX_MANIFEST_SIZE:
+        raise UsageError(
+            f"the manifest would be {len(signed):,} bytes; "
+            f"clients accept at most {MAX_MANIFEST_SIZE:,}",
+            hint="publish fewer files per model (shard less finely) or split the model",
+        )
+    return signed
 
 
 def verify_manifest(
@@ -188,6 +194,8 @@ def verify_manifest(
     expected_hash: bytes | None = None,
 ) -> VerifiedManifest:
     """Apply the rules of spec §5.5 in order: size, hash, envelope, signature, fields."""
+    if len(data) > MAX_MANIFEST_SIZE:
+        raise OversizedError(f"manifest is {len(data)} bytes; the limit is {MAX_MANIFEST_SIZE}")
     if expected_hash is not None and manifest_hash(data) != expected_hash:
         raise IntegrityError(f"manifest bytes of {name} do not match the hash the record signed")
     envelope = require_map(
@@ -216,6 +224,9 @@ def decode_body(body: bytes) -> Manifest:
     )
     check_format(fields, "format", MANIFEST_FORMAT, "manifest")
     require_keys(fields, _REQUIRED, "manifest", _OPTIONAL)
+    for key in _OPTIONAL & fields.keys():
+        if fields[key] is None or fields[key] == []:
+            raise MalformedError(f"manifest field {key!r} is present but empty: omit it instead")
     publisher = check_bytes("manifest publisher", fields["publisher"], 32)
     files = _list(fields["files"], "manifest files", MAX_FILES)
     history = _list(fields["history"], "manifest history", MAX_HISTORY)
@@ -271,14 +282,13 @@ def _validate(m: Manifest) -> None:
     check_infohash("manifest content infohash", m.content_infohash)
     if not m.files:
         raise MalformedError("manifest lists no files")
+    paths = [entry.path for entry in m.files]
+    check_paths(paths)
     for entry in m.files:
-        require_str(entry.path, "file path", 4096)
         check_int(f"size of {entry.path!r}", entry.size, 0, MAX_FILE_SIZE)
         check_bytes(f"sha256 of {entry.path!r}", entry.sha256, SHA256_SIZE)
-    paths = [entry.path for entry in m.files]
     if paths != sorted(paths):
         raise MalformedError("manifest files are not sorted by path")
-    check_paths(paths)
     _validate_history(m)
     for what, text, limit in (
         ("yank reason", m.yanked, MAX_YANK_REASON),
@@ -286,11 +296,13 @@ def _validate(m: Manifest) -> None:
         ("license", m.license, MAX_LICENSE),
     ):
         if text is not None:
-            require_str(text, f"manifest {what}", limit)
+            check_text(text, f"manifest {what}", limit, multiline=what == "description")
     if len(m.tags) > MAX_TAGS:
         raise MalformedError(f"manifest has more than {MAX_TAGS} tags")
     for tag in m.tags:
-        require_str(tag, "manifest tag", MAX_TAG)
+        check_text(tag, "manifest tag", MAX_TAG)
+    if list(m.tags) != sorted(set(m.tags)):
+        raise MalformedError("manifest tags must be sorted and unique")
 
 
 def _validate_history(m: Manifest) -> None:
@@ -302,13 +314,13 @@ def _validate_history(m: Manifest) -> None:
         previous_seq = entry.seq
         try:
             check_version(entry.version)
-        except (InvalidReferenceError, HublessError) as exc:
-            raise MalformedError(f"history version: {exc}") from exc
+        except InvalidReferenceError as exc:
+            raise MalformedError(f"history version: {exc.message}") from exc
         check_infohash("history manifest infohash", entry.manifest_infohash)
         check_bytes("history manifest hash", entry.manifest_hash, SHA256_SIZE)
         check_int("history created", entry.created, 0, MAX_TIME)
         if entry.yanked is not None:
-            require_str(entry.yanked, "history yank reason", MAX_YANK_REASON)
+            check_text(entry.yanked, "history yank reason", MAX_YANK_REASON)
     if m.history:
         if m.history[-1].seq >= m.seq:
             raise MalformedError("manifest history holds a seq not older than the manifest's own")
@@ -319,3 +331,12 @@ def _validate_history(m: Manifest) -> None:
             raise MalformedError("manifest 'prev' is not the hash of the last history entry")
     elif m.prev is not None:
         raise MalformedError("manifest has a 'prev' hash but no history")
+
+
+def check_matches_record(verified: VerifiedManifest, seq: int, version: str) -> None:
+    """A record (or history row) and the manifest it names must agree on seq and label."""
+    m = verified.manifest
+    if (m.seq, m.version) != (seq, version):
+        raise MalformedError(
+            f"the record names seq {seq} ({version}) but the manifest is seq {m.seq} ({m.version})"
+        )

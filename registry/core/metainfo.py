@@ -66,7 +66,11 @@ def parse_metainfo(data: bytes) -> Metainfo:
             raise MalformedError("torrent file entry has no path")
         path = "/".join(_text(p, "torrent path segment") for p in parts)
         attr = entry.get(b"attr", b"")
-        pad = isinstance(attr, bytes) and b"p" in attr
+        if not isinstance(attr, bytes):
+            raise MalformedError("torrent file attributes are not a byte string")
+        if b"l" in attr:
+            raise MalformedError(f"torrent lists {path!r} as a symbolic link")
+        pad = b"p" in attr
         files.append(TorrentFile(path, _size(entry.get(b"length")), pad))
     return Metainfo(name, piece_length, tuple(files), infohash, False)
 

@@ -16,8 +16,23 @@ MAX_PATH_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
 _FORBIDDEN_CHARS = frozenset('\\:*?"<>|')
 _WINDOWS_DEVICES = frozenset(
-    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
+    ["con", "prn", "aux", "nul", "conin$", "conout$", "clock$"]
+    + [
+        f"{port}{n}"
+        for port in ("com", "lpt")
+        for n in [*"0123456789", "\u00b9", "\u00b2", "\u00b3"]
+    ]
 )
+# Invisible characters that make two different names look alike, or reorder what is shown.
+_INVISIBLE = frozenset(
+    "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u00ad"
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def is_device_name(segment: str) -> bool:
+    """True for names Windows maps to a device, with or without an extension."""
+    return segment.split(".")[0].rstrip(" ").lower() in _WINDOWS_DEVICES
 
 
 def check_path(path: str) -> str:
@@ -34,6 +49,10 @@ def check_path(path: str) -> str:
             raise HostilePathError(f"file path {shown} contains a lone surrogate")
         if ch in _FORBIDDEN_CHARS:
             raise HostilePathError(f"file path {shown} contains {ch!r}")
+        if ch in _INVISIBLE:
+            raise HostilePathError(
+                f"file path {shown} contains invisible character U+{ord(ch):04X}"
+            )
     if path.startswith("/"):
         raise HostilePathError(f"file path {shown} is absolute")
     for segment in path.split("/"):
@@ -47,14 +66,14 @@ def check_path(path: str) -> str:
             )
         if segment.endswith((".", " ")):
             raise HostilePathError(f"file path {shown} has a segment ending in '.' or ' '")
-        if segment.split(".")[0].lower() in _WINDOWS_DEVICES:
+        if is_device_name(segment):
             raise HostilePathError(f"file path {shown} names a reserved device")
     return path
 
 
 def fold(path: str) -> str:
-    """The key under which two paths collide: NFC-normalised and case-folded."""
-    return unicodedata.normalize("NFC", path).casefold()
+    """The key under which two paths collide: Unicode canonical caseless matching (§3.13)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", path).casefold())
 
 
 def check_paths(paths: Iterable[str]) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .errors import InvalidReferenceError
 from .keys import PublicKey
+from .paths import is_device_name
 
 MAX_NAME_LENGTH = 64
 MAX_VERSION_LENGTH = 64
@@ -34,6 +35,8 @@ def check_name(name: str) -> str:
             f"model name {name!r} may use only letters, digits, '.', '_' and '-', must start "
             "and end with a letter or digit, and may not contain '..'"
         )
+    if is_device_name(name):
+        raise InvalidReferenceError(f"model name {name!r} is a reserved device name on Windows")
     return name
 
 

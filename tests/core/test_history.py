@@ -148,3 +148,39 @@ def test_choose_version_picks_the_newest_revision_of_a_label(chain: list[Verifie
     assert choice.seq == 1 and choice.entry is not None and choice.entry.manifest_infohash == ih(1)
     with pytest.raises(UsageError, match="no version 'v9'"):
         choose_version(m, "v9")
+
+
+def test_the_known_manifest_must_be_listed_under_the_infohash_it_came_by(
+    chain: list[VerifiedManifest],
+) -> None:
+    check_extends(chain[0], chain[1], known_infohash=ih(1))
+    with pytest.raises(HistoryRewriteError):
+        check_extends(chain[0], chain[1], known_infohash=b"\x09" * 20)
+
+
+def test_yank_mark_reported_is_the_chosen_revisions_own(chain: list[VerifiedManifest]) -> None:
+    v3 = chain[2]
+    rerelease = Manifest(
+        KEY.public,
+        "m",
+        "v2",
+        6,
+        NOW,
+        b"\x02" * 20,
+        FILES,
+        history=mark_yanked(next_history(v3, ih(5)), "v2", "bad"),
+        prev=v3.hash,
+    )
+    assert choose_version(rerelease, "v2").yanked is None  # the newest v2 is this one, not yanked
+    assert choose_version(rerelease, None).yanked is None
+
+
+def test_a_record_and_its_manifest_must_agree(chain: list[VerifiedManifest]) -> None:
+    from hubless.core.errors import MalformedError
+    from hubless.core.manifest import check_matches_record
+
+    check_matches_record(chain[1], 2, "v2")
+    with pytest.raises(MalformedError):
+        check_matches_record(chain[1], 3, "v2")
+    with pytest.raises(MalformedError):
+        check_matches_record(chain[1], 2, "v3")

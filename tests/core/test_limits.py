@@ -59,3 +59,49 @@ def test_index_at_the_limit_fits_and_one_byte_more_is_refused() -> None:
 def test_salt_over_64_bytes_is_refused() -> None:
     with pytest.raises(OversizedError):
         bep44.sign_item(KEY, b"s" * 65, 1, b"")
+
+
+def test_deep_nesting_is_a_typed_error_not_a_crash() -> None:
+    from hubless.core import canonical
+    from hubless.core.errors import MalformedError
+
+    for depth in (9, 600, 5000):
+        with pytest.raises(MalformedError):
+            canonical.decode(b"\x91" * depth + b"\x00", what="x", max_size=10_000)
+
+
+def test_bencode_refuses_absurd_integers() -> None:
+    from hubless.core.errors import MalformedError
+
+    with pytest.raises(MalformedError):
+        bencode.decode(b"i" + b"9" * 5000 + b"e")
+    with pytest.raises(MalformedError):
+        bencode.decode(b"9" * 5000 + b":x")
+
+
+def test_index_names_that_are_not_text_are_malformed() -> None:
+    from hubless.core import canonical
+    from hubless.core.errors import MalformedError
+    from hubless.core.index import decode_index
+
+    for names in ([1, "a"], [[1]], [None]):
+        payload = canonical.encode({"f": 1, "s": 1, "t": 0, "n": names})
+        with pytest.raises(MalformedError):
+            decode_index(payload)
+
+
+def test_manifest_over_the_size_limit_is_refused_when_signing() -> None:
+    import hashlib
+
+    from hubless.core.errors import UsageError
+    from hubless.core.manifest import MAX_MANIFEST_SIZE, FileEntry, Manifest, sign_manifest
+
+    per_file = 1000
+    n = MAX_MANIFEST_SIZE // per_file + 10
+    files = tuple(
+        FileEntry(f"{i:08d}/" + "/".join(["x" * 240] * 4), 1, hashlib.sha256(b"%d" % i).digest())
+        for i in range(n)
+    )
+    manifest = Manifest(KEY.public, "m", "v1", 1, 0, b"\x01" * 20, files)
+    with pytest.raises(UsageError, match="clients accept at most"):
+        sign_manifest(manifest, KEY)

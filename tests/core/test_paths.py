@@ -42,6 +42,10 @@ HOSTILE = {
     "segment too long": "x" * 256,
     "path too long": "/".join(["x" * 200] * 6),
     "lone surrogate": "a\ud800b",
+    "right-to-left override": "model\u202egnp.exe",
+    "zero-width space": "mo\u200bdel.bin",
+    "console device": "CONIN$",
+    "superscript port": "com\u00b9.txt",
 }
 
 
@@ -61,6 +65,7 @@ COLLIDING = {
     "case": ["Model.bin", "model.bin"],
     "unicode normal forms": ["caf\u00e9", "cafe\u0301"],
     "german sharp s casefold": ["stra\u00dfe", "STRASSE"],
+    "decomposed capital": ["\u00c5", "a\u030a"],
     "file and folder": ["a", "a/b"],
     "file and folder by case": ["A", "a/b"],
 }

@@ -29,6 +29,8 @@ BAD_NAMES = {
     "space": "a b",
     "unicode": "modèle",
     "not text": 5,
+    "windows device": "nul",
+    "windows device with extension": "aux.v1",
 }
 
 

@@ -82,7 +82,10 @@ manifests = st.builds(
     st.integers(0, 2**40),
     infohash,
     paths,
-    st.one_of(st.none(), st.text(max_size=50)),
+    st.one_of(
+        st.none(),
+        st.text(st.characters(blacklist_categories=("Cc", "Cs", "Cf")), min_size=1, max_size=50),
+    ),
     st.lists(st.text(ALNUM, min_size=1, max_size=8), max_size=3),
 )
 

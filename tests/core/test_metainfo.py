@@ -1,0 +1,82 @@
+"""Torrent metadata from peers is parsed strictly and must list exactly the manifest's files."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hubless.core import bencode
+from hubless.core.errors import IntegrityError, MalformedError
+from hubless.core.keys import SigningKey
+from hubless.core.manifest import FileEntry, Manifest
+from hubless.core.metainfo import check_matches_manifest, parse_metainfo
+
+KEY = SigningKey(hashlib.sha256(b"metainfo").digest())
+
+
+def torrent(files: list[tuple[str, int, bytes]], name: bytes = b"m") -> tuple[bytes, bytes]:
+    info: dict[bytes, bencode.Bencodable] = {
+        b"name": name,
+        b"piece length": 16384,
+        b"pieces": b"\x00" * 20,
+        b"files": [
+            {
+                b"length": size,
+                b"path": path.encode().split(b"/"),
+                **({b"attr": attr} if attr else {}),
+            }
+            for path, size, attr in files
+        ],
+    }
+    return bencode.encode({b"info": info}), hashlib.sha1(bencode.encode(info)).digest()
+
+
+def manifest(content: bytes, files: list[tuple[str, int]]) -> Manifest:
+    entries = tuple(FileEntry(p, s, hashlib.sha256(p.encode()).digest()) for p, s in files)
+    return Manifest(KEY.public, "m", "v1", 1, 0, content, entries)
+
+
+def test_matching_torrent_with_pad_files_passes() -> None:
+    data, ih = torrent([("a.bin", 10, b""), (".pad/16374", 16374, b"p"), ("b/c.json", 5, b"")])
+    meta = parse_metainfo(data)
+    assert meta.infohash_v1 == ih and meta.name == "m"
+    check_matches_manifest(meta, manifest(ih, [("a.bin", 10), ("b/c.json", 5)]))
+
+
+@pytest.mark.parametrize(
+    "files,name",
+    [
+        ([("a.bin", 10, b"")], b"m"),  # a file missing
+        ([("a.bin", 11, b""), ("b/c.json", 5, b"")], b"m"),  # wrong size
+        ([("a.bin", 10, b""), ("b/c.json", 5, b"p")], b"m"),  # a real file disguised as padding
+        ([("a.bin", 10, b""), ("b/c.json", 5, b""), ("extra", 1, b"")], b"m"),  # an extra file
+        ([("a.bin", 10, b""), ("b/c.json", 5, b"")], b"other"),  # another root folder
+    ],
+)
+def test_torrents_that_differ_from_the_manifest_are_refused(
+    files: list[tuple[str, int, bytes]], name: bytes
+) -> None:
+    data, ih = torrent(files, name)
+    with pytest.raises(IntegrityError):
+        check_matches_manifest(parse_metainfo(data), manifest(ih, [("a.bin", 10), ("b/c.json", 5)]))
+
+
+def test_a_torrent_for_another_infohash_is_refused() -> None:
+    data, _ = torrent([("a.bin", 10, b"")])
+    with pytest.raises(IntegrityError):
+        check_matches_manifest(parse_metainfo(data), manifest(b"\x05" * 20, [("a.bin", 10)]))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"de", b"d4:infoi1ee", b"d4:infod4:name1:m12:piece lengthi0eee", b"x" * 10],
+)
+def test_malformed_metadata_is_refused(data: bytes) -> None:
+    with pytest.raises(MalformedError):
+        parse_metainfo(data)
+
+
+def test_symlink_entries_are_refused() -> None:
+    data, _ = torrent([("a.bin", 10, b"l")])
+    with pytest.raises(MalformedError, match="symbolic link"):
+        parse_metainfo(data)
