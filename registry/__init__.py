@@ -1,1 +1,75 @@
-"""hubless."""
+"""hubless: a registry for AI models with no hub.
+
+The Python API, for programs that publish or consume models:
+
+    import hubless
+    path = hubless.pull("KEY/tiny-llama@v1")          # verified snapshot folder
+    hubless.publish("./my-model", "my-model", "v2")  # signed with the default key
+
+Module-level functions use one shared `Client` configured from the environment
+(HUBLESS_HOME, HUBLESS_BOOTSTRAP, HUBLESS_PASSPHRASE) on first call; make a `Client`
+yourself to choose otherwise. Nothing heavy is imported until it is used.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .core.refs import Reference
+    from .services.client import Client
+    from .services.publish import PublishResult
+    from .services.resolve import Resolution
+
+__all__ = ["Client", "history", "publish", "pull", "resolve", "seed"]
+__version__ = "0.1.0"
+
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Client":
+        from .services.client import Client
+
+        return Client
+    raise AttributeError(f"module 'hubless' has no attribute {name!r}")
+
+
+def _client() -> Client:
+    global _default
+    with _default_lock:
+        if _default is None:
+            from .services.client import Client
+
+            _default = Client()
+            atexit.register(_default.close)
+        return _default
+
+
+def publish(path: str | Path, name: str, version: str, *, key: str = "default") -> PublishResult:
+    """Publish folder `path` as `version` of model `name`, signed with key `key`."""
+    return _client().publish(path, name, version, key=key)
+
+
+def resolve(ref: str | Reference) -> Resolution:
+    """Resolve `KEY/NAME[@VERSION]` to a verified manifest."""
+    return _client().resolve(ref)
+
+
+def history(ref: str | Reference) -> Resolution:
+    """The latest verified manifest of a model, whose `.history` lists every earlier version."""
+    return _client().history(ref)
+
+
+def pull(ref: str | Reference, to: str | Path | None = None, include: tuple[str, ...] = ()) -> Path:
+    """Download and verify a model version; return the folder `from_pretrained` can load."""
+    return _client().pull(ref, to=to, include=include).path
+
+
+def seed(stop: threading.Event | None = None) -> None:
+    """Serve every model this machine holds until `stop` is set."""
+    _client().seed(stop)

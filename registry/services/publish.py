@@ -1,0 +1,236 @@
+"""Publish a model folder as a new signed version (spec/PROTOCOL.md §4, §5, §7).
+
+Hash once into the content torrent and the file SHA-256s, extend the history of the
+previous revision, sign the manifest, serve both torrents, then put the record and the
+publisher index. Publishing an unchanged folder again makes no new version.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import HostilePathError, NotFoundError, OversizedError, UsageError
+from ..core.history import next_history
+from ..core.index import INDEX_SALT, IndexRecord, build_index, encode_index, encode_name_list
+from ..core.keys import SigningKey
+from ..core.manifest import FileEntry, Manifest, manifest_hash, sign_manifest, verify_manifest
+from ..core.paths import check_paths
+from ..core.record import Record, encode_record
+from ..core.refs import Reference, check_name, check_version
+from ..store.state import KnownModel, SeedEntry
+from .events import Event
+
+if TYPE_CHECKING:
+    from .client import Client
+
+SKIPPED_DIRS = frozenset({".git", ".hubless", ".cache", "__pycache__"})
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    reference: Reference
+    seq: int
+    version: str
+    manifest_infohash: bytes
+    manifest_hash: bytes
+    content_infohash: bytes
+    files: int
+    size: int
+    dht_nodes: int
+    unchanged: bool
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "reference": str(self.reference),
+            "publisher": self.reference.publisher.text,
+            "name": self.reference.name,
+            "version": self.version,
+            "seq": self.seq,
+            "manifest_infohash": self.manifest_infohash.hex(),
+            "manifest_hash": self.manifest_hash.hex(),
+            "content_infohash": self.content_infohash.hex(),
+            "files": self.files,
+            "size": self.size,
+            "dht_nodes": self.dht_nodes,
+            "unchanged": self.unchanged,
+        }
+
+
+def list_files(folder: Path) -> list[str]:
+    """Relative POSIX paths of the regular files under `folder`, checked like a manifest's."""
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+    found: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        for name in files:
+            path = Path(root, name)
+            if path.is_file():
+                found.append(path.relative_to(folder).as_posix())
+    if not found:
+        raise UsageError(f"{folder} holds no files to publish")
+    found.sort()
+    try:
+        check_paths(found)
+    except HostilePathError as exc:
+        raise UsageError(f"cannot publish {folder}: {exc.message}") from exc
+    return found
+
+
+def publish(
+    client: Client,
+    folder: Path,
+    name: str,
+    version: str,
+    key: SigningKey,
+    *,
+    description: str | None = None,
+    license: str | None = None,
+    tags: tuple[str, ...] = (),
+) -> PublishResult:
+    """Publish `folder` as version `version` of model `name` under `key`."""
+    from ..net.torrents import create_blob_torrent, create_content_torrent
+
+    check_name(name)
+    check_version(version)
+    ref = Reference(key.public, name)
+    relpaths = list_files(folder)
+    previous = _previous(client, ref)
+
+    total = sum((folder / p).stat().st_size for p in relpaths)
+    client.emit(Event("hash", f"hashing {len(relpaths)} files", 0, total))
+    content = create_content_torrent(folder, relpaths, name=name)
+    client.emit(Event("hash", f"hashed {len(relpaths)} files", total, total))
+    files = tuple(FileEntry(p, content.sizes[p], content.file_sha256[p]) for p in relpaths)
+
+    if previous is not None:
+        prev_manifest = previous[0].manifest
+        if prev_manifest.content_infohash == content.infohash_v1 and prev_manifest.files == files:
+            client.emit(Event("done", f"unchanged since {prev_manifest.version}: no new version"))
+            return _result(ref, previous[0].manifest, previous[1], previous[0].hash, 0, True)
+        used = {prev_manifest.version, *(row.version for row in prev_manifest.history)}
+        if version in used:
+            raise UsageError(
+                f"version {version!r} of {name} was already published",
+                hint=f"the latest is {prev_manifest.version}; choose a new label",
+            )
+
+    now = int(time.time())
+    manifest = Manifest(
+        key.public,
+        name,
+        version,
+        seq=previous[0].manifest.seq + 1 if previous else 1,
+        created=now,
+        content_infohash=content.infohash_v1,
+        files=files,
+        history=next_history(*previous) if previous else (),
+        prev=previous[0].hash if previous else None,
+        description=description,
+        license=license,
+        tags=tuple(sorted(set(tags))),
+    )
+    client.emit(Event("sign", f"signing manifest seq {manifest.seq} ({version})"))
+    signed = sign_manifest(manifest, key)
+    digest = manifest_hash(signed)
+    manifest_file = client.cache.save_manifest(digest, signed)
+    manifest_torrent, manifest_ih = create_blob_torrent(manifest_file.name, signed)
+
+    # Serve right away from the folder just hashed; the cache copy comes after the put.
+    seeds = client.cache.seed_dir(content.infohash_v1, name, folder)
+    m_seed = SeedEntry(
+        manifest_ih,
+        "manifest",
+        key.public,
+        name,
+        manifest.seq,
+        manifest_torrent,
+        manifest_file.parent,
+    )
+    c_seed = SeedEntry(
+        content.infohash_v1, "content", key.public, name, manifest.seq, content.torrent_bytes, seeds
+    )
+    client.seed_torrent(m_seed)
+    client.seed_torrent(c_seed, remember=False)
+    # Remember before the put: a crash after the put must never reuse this seq (spec §8.2).
+    client.state.remember(
+        KnownModel(key.public, name, manifest.seq, version, digest, manifest_ih, signed)
+    )
+
+    record = Record(manifest.seq, version, manifest_ih, digest, now)
+    client.emit(Event("put", f"putting the record for {name} into the DHT"))
+    nodes = client.network.dht_put(key, ref.salt, encode_record(record), client.config.dht_timeout)
+    put_index(client, key, name)
+
+    # Copies, not links: the author may edit the folder in place later (see Cache.add_blob).
+    client.emit(Event("cache", f"keeping a copy of {len(files)} files in the cache"))
+    for entry in files:
+        client.cache.add_blob(folder / entry.path, entry)
+    snapshot = client.cache.snapshot(key.public, name, manifest.seq, files, signed)
+    client.cache.seed_dir(content.infohash_v1, name, snapshot)  # same bytes, now ours
+    client.state.add_seed(c_seed)
+    client.emit(
+        Event("done", f"published {ref.at(version)} (seq {manifest.seq}) to {nodes} DHT nodes")
+    )
+    return _result(ref, manifest, manifest_ih, digest, nodes, False)
+
+
+def _previous(client: Client, ref: Reference) -> tuple[Any, bytes] | None:
+    """The newest verified revision of this model, from the DHT if it knows a newer one."""
+    from .resolve import resolve
+
+    try:
+        resolution = resolve(client, ref)
+        return resolution.latest, resolution.latest_infohash
+    except NotFoundError:
+        known = client.state.known(ref.publisher, ref.name)
+        if known is None:
+            return None
+        verified = verify_manifest(known.manifest, ref.publisher, ref.name, now=int(time.time()))
+        return verified, known.manifest_infohash
+
+
+def put_index(client: Client, key: SigningKey, name: str) -> int:
+    """Add `name` to the publisher index record (or its list torrent, when names overflow)."""
+    from ..net.torrents import create_blob_torrent
+
+    names = tuple(client.state.mark_published(key.public, name))
+    seq = client.state.next_index_seq(key.public)
+    now = int(time.time())
+    try:
+        index = build_index(names, seq, now)
+    except OversizedError:
+        data = encode_name_list(names)
+        torrent, ih = create_blob_torrent(f"{manifest_hash(data).hex()}.hubless-index", data)
+        path = client.cache.root / "manifests" / f"{manifest_hash(data).hex()}.hubless-index"
+        if not path.exists():
+            from ..store.files import atomic_write
+
+            atomic_write(path, data)
+        client.seed_torrent(
+            SeedEntry(ih, "manifest", key.public, "hubless-index", seq, torrent, path.parent)
+        )
+        index = IndexRecord(seq, now, list_infohash=ih, list_hash=manifest_hash(data))
+    client.emit(Event("index", f"updating the publisher index ({len(names)} models)"))
+    return client.network.dht_put(key, INDEX_SALT, encode_index(index), client.config.dht_timeout)
+
+
+def _result(
+    ref: Reference, m: Manifest, mih: bytes, digest: bytes, nodes: int, unchanged: bool
+) -> PublishResult:
+    return PublishResult(
+        ref.at(m.version),
+        m.seq,
+        m.version,
+        mih,
+        digest,
+        m.content_infohash,
+        len(m.files),
+        m.total_size,
+        nodes,
+        unchanged,
+    )

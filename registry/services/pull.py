@@ -1,0 +1,167 @@
+"""Pull a model version into the cache and, if asked, into a folder (spec/PROTOCOL.md §8).
+
+Only files whose SHA-256 is not in the cache are downloaded; every downloaded file is
+hashed against the manifest before it enters the cache; the snapshot folder appears by one
+rename once complete. Downloads run in `cache/partial/<infohash>` so that a killed pull
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import UsageError
+from ..core.manifest import FileEntry, Manifest
+from ..core.metainfo import check_matches_manifest, parse_metainfo
+from ..core.refs import Reference
+from ..store.cache import materialise
+from ..store.state import SeedEntry
+from .events import Event
+from .resolve import Resolution, resolve
+
+if TYPE_CHECKING:
+    from ..net.session import Progress
+    from .client import Client
+
+
+@dataclass(frozen=True)
+class PullResult:
+    path: Path
+    resolution: Resolution
+    files: int
+    fetched_files: int
+    reused_files: int
+    downloaded_bytes: int
+    fetched_size: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.resolution.summary(),
+            "path": str(self.path),
+            "files": self.files,
+            "fetched_files": self.fetched_files,
+            "reused_files": self.reused_files,
+            "downloaded_bytes": self.downloaded_bytes,
+            "fetched_size": self.fetched_size,
+        }
+
+
+def select(manifest: Manifest, include: tuple[str, ...]) -> tuple[FileEntry, ...]:
+    """The manifest's files matching any of the `include` globs (all files when none)."""
+    if not include:
+        return manifest.files
+    chosen = tuple(
+        f for f in manifest.files if any(fnmatch.fnmatchcase(f.path, g) for g in include)
+    )
+    if not chosen:
+        raise UsageError(f"no file of {manifest.name} matches {', '.join(include)}")
+    return chosen
+
+
+def pull(
+    client: Client,
+    ref: Reference,
+    *,
+    to: Path | None = None,
+    include: tuple[str, ...] = (),
+    allow_yanked: bool = False,
+) -> PullResult:
+    resolution = resolve(client, ref)
+    if resolution.yanked is not None and ref.version is None and not allow_yanked:
+        raise UsageError(
+            f"the latest version of {ref.name} ({resolution.target.manifest.version}) is yanked: "
+            f"{resolution.yanked}",
+            hint="name a version explicitly, or pass --allow-yanked",
+        )
+    if resolution.yanked is not None:
+        client.emit(Event("resolve", f"warning: this version is yanked: {resolution.yanked}"))
+    manifest = resolution.target.manifest
+    files = select(manifest, include)
+    needed = [f for f in files if not client.cache.has_blob(f)]
+    downloaded = _download(client, manifest, needed) if needed else 0
+    complete = len(files) == len(manifest.files)
+    cache = client.cache
+    if complete:
+        snapshot = cache.snapshot(
+            manifest.publisher, manifest.name, manifest.seq, files, resolution.target.data
+        )
+        ih = manifest.content_infohash
+        torrent = client.content_torrent(ih)
+        if torrent is not None:
+            client.seed_torrent(
+                SeedEntry(
+                    ih,
+                    "content",
+                    manifest.publisher,
+                    manifest.name,
+                    manifest.seq,
+                    torrent,
+                    cache.seed_dir(ih, manifest.name, snapshot),
+                )
+            )
+        path = snapshot
+    if to is not None:
+        path = materialise(cache, files, to.resolve(), resolution.target.data, link=False)
+    elif not complete:
+        tag = hashlib.sha256("\0".join(f.path for f in files).encode()).hexdigest()[:12]
+        final = cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq)
+        path = final.with_name(f"{final.name}~{tag}")
+        if not path.is_dir():
+            path = materialise(cache, files, path, resolution.target.data)
+    fetched = sum(f.size for f in needed)
+    client.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
+    return PullResult(
+        path, resolution, len(files), len(needed), len(files) - len(needed), downloaded, fetched
+    )
+
+
+def _download(client: Client, manifest: Manifest, needed: list[FileEntry]) -> int:
+    """Fetch `needed` files of the content torrent into the cache; return payload bytes."""
+    net = client.network
+    ih = manifest.content_infohash
+    client.emit(Event("download", f"finding peers for {manifest.name} {manifest.version}"))
+    torrent = client.content_torrent(ih) or net.fetch_metadata(ih, client.config.dht_timeout)
+    meta = parse_metainfo(torrent)
+    check_matches_manifest(meta, manifest)
+    client.remember_torrent(ih, torrent)
+    wanted = {f.path for f in needed}
+    priorities = [1 if (not f.pad and f.path in wanted) else 0 for f in meta.files]
+    folder = client.cache.partial_dir(ih)
+    total = sum(f.size for f in needed)
+
+    def progress(p: Progress) -> None:
+        client.emit(
+            Event(
+                "download",
+                f"downloading {manifest.name} {manifest.version}",
+                p.done,
+                p.wanted,
+                p.rate,
+                p.peers,
+                p.eta,
+            )
+        )
+
+    net.download(torrent, folder, file_priorities=priorities, on_progress=progress)
+    try:
+        net.wait_finished(ih, client.config.transfer_timeout)
+        downloaded = net.payload_downloaded(ih)
+    finally:
+        net.remove(ih)
+    client.emit(Event("verify", f"verifying {len(needed)} files ({total:,} bytes)", 0, total))
+    root = folder / meta.name
+
+    def admit(entry: FileEntry) -> None:
+        client.cache.add_blob(root / entry.path, entry, move=True)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # hashlib frees the GIL: use both cores
+        list(pool.map(admit, needed))
+    client.emit(Event("verify", f"verified {len(needed)} files", total, total))
+    shutil.rmtree(folder, ignore_errors=True)
+    return downloaded

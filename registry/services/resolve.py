@@ -1,0 +1,185 @@
+"""Resolve `KEY/NAME[@VERSION]` to a verified manifest (spec/PROTOCOL.md §8).
+
+DHT get → record rules → manifest torrent → manifest rules → history extends what this
+machine already knew → remember the new highest seq. Every manifest this machine verified
+is kept and seeded, so each client helps serve the manifests it used.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import MalformedError, NetworkError, OversizedError
+from ..core.history import check_extends, choose_version
+from ..core.manifest import MAX_MANIFEST_SIZE, VerifiedManifest, verify_manifest
+from ..core.metainfo import parse_metainfo
+from ..core.record import KnownRecord, VerifiedRecord, check_record
+from ..core.refs import Reference
+from ..store.state import KnownModel, SeedEntry
+from .events import Event
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a reference names, every part verified.
+
+    `latest` is the newest revision the record points at; `target` is the revision the
+    reference asked for (the same one unless `@VERSION` named an older version).
+    `stale` means the DHT gave no answer and this is the newest manifest known locally.
+    """
+
+    reference: Reference
+    record: VerifiedRecord | None
+    latest: VerifiedManifest
+    latest_infohash: bytes
+    target: VerifiedManifest
+    target_infohash: bytes
+    yanked: str | None
+    stale: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """Stable keys for `--json` output."""
+        m = self.target.manifest
+        return {
+            "reference": str(self.reference.at(m.version)),
+            "publisher": m.publisher.text,
+            "name": m.name,
+            "version": m.version,
+            "seq": m.seq,
+            "manifest_infohash": self.target_infohash.hex(),
+            "manifest_hash": self.target.hash.hex(),
+            "content_infohash": m.content_infohash.hex(),
+            "published_at": m.created,
+            "files": len(m.files),
+            "size": m.total_size,
+            "yanked": self.yanked,
+            "latest_version": self.latest.manifest.version,
+            "latest_seq": self.latest.manifest.seq,
+            "stale": self.stale,
+        }
+
+
+def resolve(client: Client, ref: Reference) -> Resolution:
+    """Resolve `ref` against the DHT, falling back to local knowledge only when offline."""
+    now = int(time.time())
+    known = client.state.known(ref.publisher, ref.name)
+    client.emit(Event("resolve", f"looking up {ref.publisher.text[:12]}…/{ref.name} in the DHT"))
+    try:
+        item = client.network.dht_get(ref.publisher, ref.salt, client.config.dht_timeout)
+    except NetworkError:
+        if known is None:
+            raise
+        client.emit(Event("resolve", "no answer from the DHT; using the newest version known here"))
+        latest = verify_manifest(known.manifest, ref.publisher, ref.name, now=now)
+        return _choose(client, ref, None, latest, known.manifest_infohash, now, stale=True)
+    record = check_record(
+        item,
+        ref.name,
+        now=now,
+        known=KnownRecord(known.seq, known.manifest_hash) if known else None,
+    )
+    r = record.record
+    if known is not None and known.manifest_hash == r.manifest_hash:
+        latest = verify_manifest(known.manifest, ref.publisher, ref.name, now=now)
+    else:
+        latest = fetch_manifest(client, ref, r.manifest_infohash, r.manifest_hash, now)
+        if latest.manifest.seq != r.seq or latest.manifest.version != r.version:
+            raise MalformedError(
+                f"record says seq {r.seq} ({r.version}) but the manifest is seq "
+                f"{latest.manifest.seq} ({latest.manifest.version})"
+            )
+        if known is not None:
+            check_extends(verify_manifest(known.manifest, ref.publisher, ref.name, now=now), latest)
+        client.state.remember(
+            KnownModel(
+                ref.publisher,
+                ref.name,
+                r.seq,
+                r.version,
+                latest.hash,
+                r.manifest_infohash,
+                latest.data,
+            )
+        )
+    return _choose(client, ref, record, latest, r.manifest_infohash, now)
+
+
+def _choose(
+    client: Client,
+    ref: Reference,
+    record: VerifiedRecord | None,
+    latest: VerifiedManifest,
+    latest_infohash: bytes,
+    now: int,
+    *,
+    stale: bool = False,
+) -> Resolution:
+    choice = choose_version(latest.manifest, ref.version)
+    if choice.entry is None:
+        return Resolution(
+            ref, record, latest, latest_infohash, latest, latest_infohash, choice.yanked, stale
+        )
+    entry = choice.entry
+    target = fetch_manifest(client, ref, entry.manifest_infohash, entry.manifest_hash, now)
+    if target.manifest.seq != entry.seq or target.manifest.version != entry.version:
+        raise MalformedError(
+            f"history row for seq {entry.seq} names a manifest of another revision"
+        )
+    return Resolution(
+        ref, record, latest, latest_infohash, target, entry.manifest_infohash, choice.yanked, stale
+    )
+
+
+def fetch_manifest(
+    client: Client, ref: Reference, infohash: bytes, expected_hash: bytes, now: int
+) -> VerifiedManifest:
+    """A signed manifest by its torrent's infohash, verified against the hash that names it."""
+    cache = client.cache
+    cached = cache.manifest_path(expected_hash)
+    if cached.exists():
+        verified = verify_manifest(
+            cached.read_bytes(), ref.publisher, ref.name, now=now, expected_hash=expected_hash
+        )
+        seed_manifest(client, verified, infohash)
+        return verified
+    client.emit(Event("fetch-manifest", f"fetching manifest {infohash.hex()[:16]}…"))
+    net = client.network
+    torrent = net.fetch_metadata(infohash, client.config.dht_timeout)
+    meta = parse_metainfo(torrent)
+    if meta.total_size > MAX_MANIFEST_SIZE or len(meta.files) != 1:
+        raise OversizedError(
+            f"manifest torrent {infohash.hex()} is not one file under the size limit"
+        )
+    folder = cache.partial_dir(infohash)
+    net.download(torrent, folder)
+    try:
+        net.wait_finished(infohash, client.config.dht_timeout)
+    finally:
+        net.remove(infohash)
+    path = folder / meta.name if meta.single_file else folder / meta.name / meta.files[0].path
+    data = path.read_bytes()
+    shutil.rmtree(folder, ignore_errors=True)
+    verified = verify_manifest(data, ref.publisher, ref.name, now=now, expected_hash=expected_hash)
+    cache.save_manifest(verified.hash, verified.data)
+    seed_manifest(client, verified, infohash)
+    return verified
+
+
+def seed_manifest(client: Client, verified: VerifiedManifest, infohash: bytes) -> None:
+    """Serve a verified manifest as its (deterministic) manifest torrent, if ours matches."""
+    from ..net.torrents import create_blob_torrent
+
+    path = client.cache.save_manifest(verified.hash, verified.data)
+    torrent, ours = create_blob_torrent(path.name, verified.data)
+    if ours != infohash:
+        return  # made by another tool with another layout: we cannot serve that infohash
+    m = verified.manifest
+    client.seed_torrent(
+        SeedEntry(infohash, "manifest", m.publisher, m.name, m.seq, torrent, path.parent)
+    )

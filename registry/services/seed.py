@@ -1,0 +1,92 @@
+"""Serve everything this machine published or pulled, and keep its own records alive.
+
+DHT nodes forget items (BEP-44 asks for hourly republishing), so a running seeder puts
+its publisher's latest records again on a timer. Only the key holder can do that here:
+libtorrent's Python binding signs every put itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ..core import canonical
+from ..core.errors import HublessError
+from ..core.keys import SigningKey
+from ..core.manifest import decode_body
+from ..core.record import Record, encode_record
+from .events import Event
+
+if TYPE_CHECKING:
+    from .client import Client
+
+REPUBLISH_EVERY = 30 * 60.0
+
+
+def seed_all(client: Client) -> int:
+    """Start serving every torrent in the seeds table; return how many."""
+    entries = client.state.seeds()
+    started = 0
+    for entry in entries:
+        if not entry.save_path.exists():
+            client.emit(
+                Event("seed", f"skipping {entry.name} seq {entry.seq}: {entry.save_path} is gone")
+            )
+            continue
+        client.seed_torrent(entry, remember=False)
+        started += 1
+    client.emit(Event("seed", f"seeding {started} torrents"))
+    return started
+
+
+def republish(client: Client, key: SigningKey) -> int:
+    """Put the latest record of every model of `key` known here again; return how many."""
+    count = 0
+    for model in client.state.models(key.public):
+        known = client.state.known(key.public, model.name)
+        if known is None:
+            continue
+        record = Record(
+            known.seq,
+            known.version,
+            known.manifest_infohash,
+            known.manifest_hash,
+            _created(known.manifest),
+        )
+        try:
+            client.network.dht_put(
+                key, model.name.encode(), encode_record(record), client.config.dht_timeout
+            )
+            count += 1
+        except HublessError as exc:
+            client.emit(Event("seed", f"republishing {model.name} failed: {exc.message}"))
+    if count:
+        from .publish import put_index
+
+        put_index(client, key, client.state.models(key.public)[0].name)
+    client.emit(Event("seed", f"republished {count} records"))
+    return count
+
+
+def run(
+    client: Client,
+    *,
+    key: SigningKey | None,
+    stop: threading.Event,
+    republish_every: float = REPUBLISH_EVERY,
+) -> None:
+    """Seed until `stop` is set, republishing `key`'s records every `republish_every` s."""
+    seed_all(client)
+    next_put = time.monotonic()
+    while not stop.is_set():
+        if key is not None and time.monotonic() >= next_put:
+            republish(client, key)
+            next_put = time.monotonic() + republish_every
+        stop.wait(1.0)
+
+
+def _created(manifest: bytes) -> int:
+    """The creation time of a manifest this machine verified before (the record's time)."""
+    envelope = canonical.decode(manifest, what="manifest", max_size=len(manifest))
+    return decode_body(envelope["manifest"]).created

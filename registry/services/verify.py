@@ -1,0 +1,109 @@
+"""Check a model folder on disk against the signed manifest it was pulled with.
+
+A pulled folder carries `.hubless/manifest`; the manifest's own signature is checked under
+the publisher key it names (or the one the caller expects), then every file's size and
+SHA-256. Extra files are reported but are no failure of the model itself.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core import canonical
+from ..core.errors import UsageError
+from ..core.keys import PublicKey
+from ..core.manifest import (
+    MAX_MANIFEST_SIZE,
+    FileEntry,
+    VerifiedManifest,
+    decode_body,
+    verify_manifest,
+)
+from ..store.cache import METADATA_DIR, sha256_file
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    folder: Path
+    manifest: VerifiedManifest
+    ok_files: int
+    missing: tuple[str, ...] = ()
+    modified: tuple[str, ...] = ()
+    extra: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.modified
+
+    def summary(self) -> dict[str, Any]:
+        m = self.manifest.manifest
+        return {
+            "folder": str(self.folder),
+            "publisher": m.publisher.text,
+            "name": m.name,
+            "version": m.version,
+            "seq": m.seq,
+            "ok": self.ok,
+            "ok_files": self.ok_files,
+            "missing": list(self.missing),
+            "modified": list(self.modified),
+            "extra": list(self.extra),
+        }
+
+
+def load_folder_manifest(folder: Path, publisher: PublicKey | None) -> VerifiedManifest:
+    path = folder / METADATA_DIR / "manifest"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(
+            f"{folder} has no {METADATA_DIR}/manifest",
+            hint="only folders made by hubless pull can be verified",
+        ) from None
+    body = canonical.decode(data, what="manifest", max_size=MAX_MANIFEST_SIZE)
+    claimed = (
+        decode_body(body["manifest"]) if isinstance(body, dict) and "manifest" in body else None
+    )
+    if claimed is None:
+        raise UsageError(f"{path} is not a hubless manifest")
+    key = publisher or claimed.publisher
+    return verify_manifest(data, key, claimed.name, now=int(time.time()))
+
+
+def verify_folder(folder: Path, publisher: PublicKey | None = None) -> VerifyReport:
+    """Verify `folder` against its `.hubless/manifest`, hashing on both cores."""
+    verified = load_folder_manifest(folder, publisher)
+
+    def check(entry: FileEntry) -> str:
+        path = folder / entry.path
+        try:
+            if path.stat().st_size != entry.size:
+                return "modified"
+        except FileNotFoundError:
+            return "missing"
+        return "ok" if sha256_file(path) == entry.sha256 else "modified"
+
+    files = verified.manifest.files
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        states = list(pool.map(check, files))
+    listed = {f.path for f in files}
+    extra = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != METADATA_DIR or Path(root) != folder]
+        for name in names:
+            rel = Path(root, name).relative_to(folder).as_posix()
+            if rel not in listed:
+                extra.append(rel)
+    return VerifyReport(
+        folder,
+        verified,
+        states.count("ok"),
+        tuple(f.path for f, s in zip(files, states, strict=True) if s == "missing"),
+        tuple(f.path for f, s in zip(files, states, strict=True) if s == "modified"),
+        tuple(sorted(extra)),
+    )

@@ -1,0 +1,243 @@
+"""Local trust state in SQLite: what this machine has seen, pinned, subscribed to and seeds.
+
+Every write is one transaction, so a crash at any line leaves the old state or the new.
+The highest seq and the manifest seen for each model are what defeat rollback (spec §8.2).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import StoreError
+from ..core.keys import PublicKey
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (
+    publisher TEXT NOT NULL,
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    manifest_hash BLOB NOT NULL,
+    manifest_infohash BLOB NOT NULL,
+    manifest BLOB NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (publisher, name)
+);
+CREATE TABLE IF NOT EXISTS pinned (
+    publisher TEXT PRIMARY KEY,
+    label TEXT,
+    pinned_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    publisher TEXT PRIMARY KEY,
+    since INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seeds (
+    infohash BLOB PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('manifest', 'content')),
+    publisher TEXT NOT NULL,
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    torrent BLOB NOT NULL,
+    save_path TEXT NOT NULL,
+    added_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS published (
+    publisher TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (publisher, name)
+);
+CREATE TABLE IF NOT EXISTS index_seq (
+    publisher TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """The newest verified manifest this machine holds for a model."""
+
+    publisher: PublicKey
+    name: str
+    seq: int
+    version: str
+    manifest_hash: bytes
+    manifest_infohash: bytes
+    manifest: bytes
+
+
+@dataclass(frozen=True)
+class SeedEntry:
+    infohash: bytes
+    kind: str
+    publisher: PublicKey
+    name: str
+    seq: int
+    torrent: bytes
+    save_path: Path
+
+
+class State:
+    """The state database at `path`; one connection per instance, used from one thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self.transaction() as db:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"state database {path} is from a newer hubless (schema {row[0]})"
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open state database {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"state database is busy or broken: {exc}") from exc
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    # --- models: highest seen seq and manifest ------------------------------------------------
+
+    def known(self, publisher: PublicKey, name: str) -> KnownModel | None:
+        row = self._db.execute(
+            "SELECT seq, version, manifest_hash, manifest_infohash, manifest FROM models "
+            "WHERE publisher=? AND name=?",
+            (publisher.text, name),
+        ).fetchone()
+        if row is None:
+            return None
+        return KnownModel(publisher, name, row[0], row[1], row[2], row[3], row[4])
+
+    def remember(self, model: KnownModel) -> None:
+        """Record a newer verified manifest; never lowers the seq already stored."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT seq FROM models WHERE publisher=? AND name=?",
+                (model.publisher.text, model.name),
+            ).fetchone()
+            if row is not None and row[0] >= model.seq:
+                return
+            db.execute(
+                "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    model.publisher.text,
+                    model.name,
+                    model.seq,
+                    model.version,
+                    model.manifest_hash,
+                    model.manifest_infohash,
+                    model.manifest,
+                    int(time.time()),
+                ),
+            )
+
+    def models(self, publisher: PublicKey | None = None) -> list[KnownModel]:
+        query = "SELECT publisher, name FROM models"
+        args: tuple[str, ...] = ()
+        if publisher is not None:
+            query, args = query + " WHERE publisher=?", (publisher.text,)
+        names = self._db.execute(query + " ORDER BY publisher, name", args).fetchall()
+        found = [self.known(PublicKey.parse(p), n) for p, n in names]
+        return [m for m in found if m is not None]
+
+    # --- what this machine publishes and seeds ------------------------------------------------
+
+    def mark_published(self, publisher: PublicKey, name: str) -> list[str]:
+        """Add `name` to this publisher's models; return all of them, sorted."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO published VALUES (?, ?)", (publisher.text, name))
+            rows = db.execute(
+                "SELECT name FROM published WHERE publisher=? ORDER BY name", (publisher.text,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def next_index_seq(self, publisher: PublicKey) -> int:
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT seq FROM index_seq WHERE publisher=?", (publisher.text,)
+            ).fetchone()
+            seq = (row[0] if row else 0) + 1
+            db.execute("INSERT OR REPLACE INTO index_seq VALUES (?, ?)", (publisher.text, seq))
+        return seq
+
+    def add_seed(self, entry: SeedEntry) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO seeds VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.infohash,
+                    entry.kind,
+                    entry.publisher.text,
+                    entry.name,
+                    entry.seq,
+                    entry.torrent,
+                    str(entry.save_path),
+                    int(time.time()),
+                ),
+            )
+
+    def seeds(self) -> list[SeedEntry]:
+        rows = self._db.execute(
+            "SELECT infohash, kind, publisher, name, seq, torrent, save_path FROM seeds "
+            "ORDER BY added_at"
+        ).fetchall()
+        return [
+            SeedEntry(r[0], r[1], PublicKey.parse(r[2]), r[3], r[4], r[5], Path(r[6])) for r in rows
+        ]
+
+    # --- pinned publishers and subscriptions --------------------------------------------------
+
+    def pin(self, publisher: PublicKey, label: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pinned VALUES (?, ?, ?)",
+                (publisher.text, label, int(time.time())),
+            )
+
+    def pinned(self) -> dict[str, str | None]:
+        return dict(
+            self._db.execute("SELECT publisher, label FROM pinned ORDER BY publisher").fetchall()
+        )
+
+    def subscribe(self, publisher: PublicKey) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO subscriptions VALUES (?, ?)",
+                (publisher.text, int(time.time())),
+            )
+
+    def subscriptions(self) -> list[PublicKey]:
+        rows = self._db.execute("SELECT publisher FROM subscriptions ORDER BY publisher").fetchall()
+        return [PublicKey.parse(r[0]) for r in rows]

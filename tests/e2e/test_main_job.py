@@ -1,0 +1,124 @@
+"""The main job across processes: publish, pull, update, history, older versions, resume.
+
+Testnet, publisher and consumer are separate processes with separate homes, talking only
+over loopback; the publisher keeps seeding in the background like a real author would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hubless.modelgen import make_model, write_safetensors
+from tests.conftest import RunningTestnet, read_line, stop_process
+
+from . import cli
+
+pytestmark = pytest.mark.e2e
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        stop_process(proc)
+
+
+def publish_and_seed(home: Path, testnet: RunningTestnet, model: Path, version: str,
+                     processes: list[subprocess.Popen[str]], *extra: str) -> dict[str, object]:
+    proc = cli.spawn(home, testnet, *extra, "publish", model, "--name", "tiny", "--version",
+                     version, "--seed")
+    processes.append(proc)
+    return json.loads(read_line(proc, 120))  # type: ignore[no-any-return]
+
+
+def test_publish_pull_update_history_and_older_versions(
+    testnet: RunningTestnet, tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    model = tmp_path / "model"
+    make_model(model, seed=1, size=6 << 20, shards=3)
+    original = {p.name: digest(p) for p in model.iterdir()}
+    publisher, consumer = tmp_path / "publisher", tmp_path / "consumer"
+    key = cli.run(publisher, testnet, "key", "new", "--no-passphrase")["public_key"]
+
+    first = publish_and_seed(publisher, testnet, model, "v1", processes)
+    assert first["seq"] == 1 and first["files"] == 4
+    ref = f"{key}/tiny"
+    v1 = cli.run(consumer, testnet, "pull", ref)
+    assert (v1["version"], v1["fetched_files"], v1["reused_files"]) == ("v1", 4, 0)
+    assert {p.name: digest(p) for p in Path(v1["path"]).iterdir() if p.is_file()} == original
+
+    # The author changes one shard of three and publishes v2 from a new process.
+    changed = model / "model-00002-of-00003.safetensors"
+    data = os.urandom(changed.stat().st_size // 2 // 256 * 256)
+    write_safetensors(changed, {"layers.1.weight": ("F32", (len(data) // 256, 64), data)})
+    second = publish_and_seed(publisher, testnet, model, "v2", processes)
+    assert second["seq"] == 2
+
+    v2 = cli.run(consumer, testnet, "pull", ref)
+    assert (v2["version"], v2["seq"], v2["fetched_files"], v2["reused_files"]) == ("v2", 2, 1, 3)
+    size = changed.stat().st_size
+    assert size <= v2["downloaded_bytes"] <= 1.05 * size, (v2["downloaded_bytes"], size)
+    pulled = Path(v2["path"]) / changed.name
+    assert digest(pulled) == digest(changed)
+
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(pulled))
+    assert tensors["layers.1.weight"].shape == (len(data) // 256, 64)
+
+    history = cli.run(consumer, testnet, "history", ref)
+    assert [(v["seq"], v["version"]) for v in history["versions"]] == [(1, "v1"), (2, "v2")]
+    old = cli.run(consumer, testnet, "resolve", f"{ref}@v1")
+    assert (old["version"], old["seq"], old["latest_version"]) == ("v1", 1, "v2")
+    copy = cli.run(consumer, testnet, "pull", f"{ref}@v1", "--to", tmp_path / "v1-copy")
+    assert copy["downloaded_bytes"] == 0  # every v1 file is still in the cache
+    assert {p.name: digest(p) for p in (tmp_path / "v1-copy").iterdir() if p.is_file()} == original
+    assert cli.run(consumer, testnet, "verify", tmp_path / "v1-copy")["ok"]
+
+    # Publishing the same folder again makes no new version.
+    again = cli.run(publisher, testnet, "publish", model, "--name", "tiny", "--version", "v3")
+    assert again["unchanged"] and again["seq"] == 2
+
+
+def test_a_killed_pull_resumes_without_fetching_again(
+    testnet: RunningTestnet, tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    model = tmp_path / "model"
+    make_model(model, seed=3, size=24 << 20, shards=1)
+    total = sum(p.stat().st_size for p in model.iterdir())
+    publisher, consumer = tmp_path / "publisher", tmp_path / "consumer"
+    key = cli.run(publisher, testnet, "key", "new", "--no-passphrase")["public_key"]
+    publish_and_seed(publisher, testnet, model, "v1", processes, "--upload-limit", "3000000")
+
+    pull = cli.spawn(consumer, testnet, "pull", f"{key}/tiny", stderr=subprocess.PIPE)
+    processes.append(pull)
+    assert pull.stderr is not None
+    done_at_kill = 0
+    for line in pull.stderr:
+        event = json.loads(line)
+        if event.get("event") == "download" and event.get("total"):
+            done_at_kill = int(event["done"])
+            if done_at_kill >= total // 4:
+                break
+    pull.send_signal(signal.SIGKILL)
+    pull.wait(10)
+    assert done_at_kill >= total // 4, "the pull finished before it could be interrupted"
+    snapshots = list((consumer / "cache" / "models").rglob("snapshots/*"))
+    assert not [s for s in snapshots if not s.name.startswith(".")], "a half pull looks finished"
+
+    again = cli.run(consumer, testnet, "pull", f"{key}/tiny")
+    assert again["downloaded_bytes"] <= total - done_at_kill + (1 << 20), (again, done_at_kill)
+    assert cli.run(consumer, testnet, "verify", again["path"])["ok"]
