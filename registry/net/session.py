@@ -1,0 +1,576 @@
+"""The libtorrent session: one per process, one alert loop, DHT items and torrents.
+
+Every libtorrent alert is popped by one background thread and dispatched at once: DHT
+results resolve futures, torrent events set flags, resume data goes to disk. Fields are
+copied out of an alert before the next `pop_alerts()` (a kept alert object is invalid and
+reading it crashes the interpreter). BEP-44 signatures are checked by `hubless.core.bep44`,
+never taken on libtorrent's word.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import libtorrent as lt
+
+from ..core import bencode
+from ..core.bep44 import RawItem, VerifiedItem, verify_item, wrap_value
+from ..core.errors import (
+    IntegrityError,
+    NetTimeoutError,
+    NoPeersError,
+    NotFoundError,
+    StoreError,
+    UntrustedDataError,
+    UsageError,
+)
+from ..core.keys import PublicKey, SigningKey
+from .profile import NetProfile, settings_for
+from .resume import ResumeStore, atomic_write
+
+log = logging.getLogger(__name__)
+
+_POLL = 0.1  # seconds between status polls while a caller waits
+_PROGRESS_EVERY = 0.5  # seconds between progress callbacks
+_CLOSE_WAIT = 10.0  # seconds close() waits for resume data
+_DHT_STATE = "dht.state"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of one torrent's transfer, copied out of libtorrent."""
+
+    infohash: bytes
+    done: int  # bytes of wanted pieces verified on disk
+    wanted: int  # bytes wanted (all files, or the prioritised ones)
+    rate: float  # payload bytes per second, downloading
+    peers: int
+    finished: bool
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds to go at the current rate, or None when stalled."""
+        if self.finished:
+            return 0.0
+        return (self.wanted - self.done) / self.rate if self.rate > 0 else None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class _Torrent:
+    handle: Any
+    on_progress: ProgressCallback | None = None
+    metadata: threading.Event = field(default_factory=threading.Event)
+    error: str = ""
+
+
+@dataclass
+class _Get:
+    future: Future[list[RawItem]]
+    items: list[RawItem] = field(default_factory=list)
+
+
+def _ih_bytes(handle: Any) -> bytes:
+    return bytes(handle.info_hashes().v1.to_bytes())
+
+
+def _status_progress(ih: bytes, st: Any) -> Progress:
+    return Progress(
+        infohash=ih,
+        done=int(st.total_wanted_done),
+        wanted=int(st.total_wanted),
+        rate=float(st.download_payload_rate),
+        peers=int(st.num_peers),
+        finished=bool(st.is_finished) and bool(st.has_metadata),
+    )
+
+
+class Session:
+    """A libtorrent session set up from a `NetProfile`; use as a context manager.
+
+    With `state_dir`, the DHT routing table is saved there on close and loaded on open, and
+    resume data is kept in `state_dir/resume` (saved every `resume_interval` seconds and on
+    close) so that an interrupted download continues where it stopped.
+    """
+
+    def __init__(
+        self,
+        profile: NetProfile,
+        state_dir: str | Path | None = None,
+        *,
+        resume_interval: float = 10.0,
+    ) -> None:
+        self.profile = profile
+        self._state_dir = Path(state_dir) if state_dir is not None else None
+        self._resume = ResumeStore(self._state_dir / "resume") if self._state_dir else None
+        self._resume_interval = resume_interval
+        self._lock = threading.Lock()
+        self._gets: dict[tuple[bytes, bytes], deque[_Get]] = {}
+        self._puts: dict[tuple[bytes, bytes], deque[Future[int]]] = {}
+        self._stats: deque[Future[int]] = deque()
+        self._torrents: dict[bytes, _Torrent] = {}
+        self._resume_pending = 0
+        self._resume_done = threading.Condition(self._lock)
+        self._ses: Any = lt.session(self._params())
+        self._stopping = threading.Event()
+        self._closed = False
+        self._loop = threading.Thread(target=self._alert_loop, name="hubless-alerts", daemon=True)
+        self._loop.start()
+
+    def _params(self) -> Any:
+        params: Any = None  # the stubs type .settings as settings_pack; the binding takes a dict
+        if self._state_dir is not None:
+            state = self._state_dir / _DHT_STATE
+            with contextlib.suppress(OSError):
+                data = state.read_bytes()
+                try:
+                    params = lt.read_session_params(data, lt.save_state_flags_t.save_dht_state)
+                except RuntimeError:
+                    log.warning("ignoring unreadable DHT state %s", state)
+        if params is None:
+            params = lt.session_params()
+        params.settings = settings_for(self.profile)
+        return params
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def listen_port(self) -> int:
+        return int(self._ses.listen_port())
+
+    def get_settings(self) -> dict[str, Any]:
+        """The settings libtorrent is actually running with."""
+        return dict(self._ses.get_settings())
+
+    def add_dht_node(self, host: str, port: int) -> None:
+        self._ses.add_dht_node((host, port))
+
+    def dht_node_count(self, timeout: float = 5.0) -> int:
+        """Nodes in the DHT routing table right now."""
+        fut: Future[int] = Future()
+        with self._lock:
+            self._stats.append(fut)
+        self._ses.post_dht_stats()
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            raise NetTimeoutError("the DHT did not report its routing table") from None
+
+    def wait_for_dht(self, min_nodes: int = 1, timeout: float = 10.0) -> int:
+        """Block until the routing table holds `min_nodes`; return the count."""
+        deadline = time.monotonic() + timeout
+        while True:
+            count = self.dht_node_count(max(0.5, deadline - time.monotonic()))
+            if count >= min_nodes:
+                return count
+            if time.monotonic() >= deadline:
+                raise NetTimeoutError(
+                    f"the DHT knows {count} node(s) after {timeout:g}s; {min_nodes} needed"
+                )
+            time.sleep(_POLL)
+
+    # --- the alert loop -----------------------------------------------------------------------
+
+    def _alert_loop(self) -> None:
+        next_resume = time.monotonic() + self._resume_interval
+        next_progress = time.monotonic()
+        while not self._stopping.is_set():
+            self._ses.wait_for_alert(100)
+            for alert in self._ses.pop_alerts():
+                try:
+                    self._dispatch(alert)
+                except Exception:  # one bad alert must not stop the loop
+                    log.exception("error handling %s", type(alert).__name__)
+            now = time.monotonic()
+            if now >= next_progress:
+                next_progress = now + _PROGRESS_EVERY
+                with self._lock:
+                    watching = any(t.on_progress for t in self._torrents.values())
+                if watching:
+                    self._ses.post_torrent_updates()
+            if self._resume is not None and now >= next_resume:
+                next_resume = now + self._resume_interval
+                self._request_resume(lt.save_resume_flags_t.only_if_modified)
+
+    def _dispatch(self, a: Any) -> None:
+        if isinstance(a, lt.dht_mutable_item_alert):
+            self._on_item(a)
+        elif isinstance(a, lt.dht_put_alert):
+            key = (bytes(a.public_key), bytes(a.salt))
+            with self._lock:
+                waiting = self._puts.get(key)
+                fut = waiting.popleft() if waiting else None
+            if fut is not None and not fut.done():
+                fut.set_result(int(a.num_success))
+        elif isinstance(a, lt.dht_stats_alert):
+            nodes = sum(int(b["num_nodes"]) for b in a.routing_table)
+            with self._lock:
+                stats = self._stats.popleft() if self._stats else None
+            if stats is not None and not stats.done():
+                stats.set_result(nodes)
+        elif isinstance(a, lt.save_resume_data_alert):
+            ih, data = _ih_bytes(a.handle), bytes(lt.write_resume_data_buf(a.params))
+            if self._resume is not None:
+                self._resume.save(ih, data)
+            self._resume_answered()
+        elif isinstance(a, lt.save_resume_data_failed_alert):
+            self._resume_answered()
+        elif isinstance(a, lt.metadata_received_alert):
+            self._with_torrent(a, lambda t: t.metadata.set())
+        elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
+            message = str(a.message())
+            self._with_torrent(a, lambda t: setattr(t, "error", message))
+        elif isinstance(a, lt.torrent_checked_alert):
+            a.handle.force_dht_announce()
+        elif isinstance(a, lt.state_update_alert):
+            self._on_status([(_ih_bytes(st.handle), st) for st in a.status])
+
+    def _with_torrent(self, a: Any, action: Callable[[_Torrent], None]) -> None:
+        ih = _ih_bytes(a.handle)
+        with self._lock:
+            torrent = self._torrents.get(ih)
+        if torrent is not None:
+            action(torrent)
+
+    def _on_status(self, statuses: list[tuple[bytes, Any]]) -> None:
+        for ih, st in statuses:
+            with self._lock:
+                torrent = self._torrents.get(ih)
+            if torrent is not None and torrent.on_progress is not None:
+                try:
+                    torrent.on_progress(_status_progress(ih, st))
+                except Exception:
+                    log.exception("progress callback failed")
+
+    # --- DHT ------------------------------------------------------------------------------
+
+    def _on_item(self, a: Any) -> None:
+        key, salt = bytes(a.key), bytes(a.salt)
+        item = a.item
+        raw = None
+        if isinstance(item, bytes):  # hubless values are byte strings; anything else is junk
+            raw = RawItem(key, salt, int(a.seq), bencode.encode(item), bytes(a.signature))
+        with self._lock:
+            waiting = self._gets.get((key, salt))
+            if not waiting:
+                return
+            if raw is not None:
+                for get in waiting:
+                    get.items.append(raw)
+            # Each lookup ends with exactly one authoritative alert: it answers the oldest get.
+            done = waiting.popleft() if a.authoritative else None
+        if done is not None and not done.future.done():
+            done.future.set_result(list(done.items))
+
+    def dht_get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> VerifiedItem:
+        """The highest-seq item signed by `key` under `salt`, verified by the core.
+
+        Raises `NotFoundError` when no valid item was found, `NetTimeoutError` when the
+        lookup did not finish in `timeout` seconds.
+        """
+        get = _Get(Future())
+        with self._lock:
+            self._gets.setdefault((key.raw, salt), deque()).append(get)
+        self._ses.dht_get_mutable_item(key.raw, salt)
+        try:
+            items = get.future.result(timeout)
+        except FutureTimeout:
+            with self._lock, contextlib.suppress(ValueError):
+                self._gets[(key.raw, salt)].remove(get)
+            raise NetTimeoutError(
+                f"DHT lookup of {salt!r} did not finish in {timeout:g}s"
+            ) from None
+        best: VerifiedItem | None = None
+        for raw in items:
+            try:
+                verified = verify_item(raw, key, salt)
+            except UntrustedDataError as exc:  # the final "nothing" alert lands here too
+                log.debug("dropping DHT item seq %d: %s", raw.seq, exc)
+                continue
+            if best is None or verified.seq > best.seq:
+                best = verified
+        if best is None:
+            raise NotFoundError(f"no valid DHT item for {salt!r} under key {key.text}")
+        return best
+
+    def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
+        """Store `payload` as the byte-string value of (key, salt); return nodes that stored it."""
+        wrap_value(payload)  # enforces the 1000-byte BEP-44 limit before anything is sent
+        public = key.public.raw
+        fut: Future[int] = Future()
+        with self._lock:
+            self._puts.setdefault((public, salt), deque()).append(fut)
+        self._ses.dht_put_mutable_item(key.expanded_secret, public, payload, salt)
+        try:
+            stored = fut.result(timeout)
+        except FutureTimeout:
+            with self._lock, contextlib.suppress(ValueError):
+                self._puts[(public, salt)].remove(fut)
+            stored = 0
+        if stored == 0:
+            raise NetTimeoutError(f"no DHT node stored {salt!r} within {timeout:g}s")
+        return stored
+
+    # --- torrents -----------------------------------------------------------------------
+
+    def _handle(self, ih: bytes) -> Any:
+        with self._lock:
+            torrent = self._torrents.get(ih)
+        if torrent is None:
+            raise UsageError(f"torrent {ih.hex()} is not in this session")
+        return torrent.handle
+
+    def _add(self, atp: Any, on_progress: ProgressCallback | None = None) -> bytes:
+        ih = bytes(atp.info_hashes.v1.to_bytes()) if atp.ti is None else _ih_bytes(atp.ti)
+        with self._lock:
+            existing = self._torrents.get(ih)
+        if existing is not None:
+            if on_progress is not None:
+                existing.on_progress = on_progress
+            return ih
+        # Every torrent runs: a registry client seeds all it holds, no queue decides for it.
+        atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
+        atp.flags |= lt.torrent_flags.duplicate_is_error
+        try:
+            handle = self._ses.add_torrent(atp)
+        except RuntimeError as exc:
+            raise StoreError(f"cannot add torrent {ih.hex()}: {exc}") from exc
+        torrent = _Torrent(handle, on_progress)
+        if handle.status().has_metadata:
+            torrent.metadata.set()
+        with self._lock:
+            self._torrents[ih] = torrent
+        return ih
+
+    def _params_for(self, ih: bytes | None, ti: Any, save_path: str | Path) -> Any:
+        """Add parameters from saved resume data when there is any, else fresh ones."""
+        atp = None
+        key = ih if ih is not None else _ih_bytes(ti)
+        if self._resume is not None:
+            data = self._resume.load(key)
+            if data is not None:
+                try:
+                    atp = lt.read_resume_data(data)
+                except RuntimeError:
+                    log.warning("ignoring unreadable resume data for %s", key.hex())
+        if atp is None:
+            atp = lt.parse_magnet_uri(f"magnet:?xt=urn:btih:{key.hex()}")
+        if ti is not None:
+            atp.ti = ti
+        atp.save_path = str(save_path)
+        return atp
+
+    def seed(
+        self,
+        torrent_bytes: bytes,
+        save_path: str | Path,
+        *,
+        trust_files: bool = False,
+        upload_limit: int = 0,
+    ) -> bytes:
+        """Serve the files of a .torrent found under `save_path`; return its infohash.
+
+        libtorrent checks the files first unless `trust_files` (we just hashed them).
+        `upload_limit` caps this torrent's upload in bytes per second (0: none).
+        """
+        ti = _torrent_info(torrent_bytes)
+        atp = self._params_for(None, ti, save_path)
+        if trust_files:
+            atp.flags |= lt.torrent_flags.seed_mode
+        ih = self._add(atp)
+        handle = self._handle(ih)
+        if upload_limit:
+            handle.set_upload_limit(upload_limit)
+        handle.force_dht_announce()
+        return ih
+
+    def download(
+        self,
+        source: bytes,
+        save_path: str | Path,
+        *,
+        file_priorities: Sequence[int] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> bytes:
+        """Start fetching a torrent (20-byte infohash or .torrent bytes); return its infohash.
+
+        Peers are found through the DHT. `file_priorities` (0 = skip, 1..7) needs the
+        .torrent bytes. `on_progress` is called from the alert thread: keep it quick.
+        """
+        if len(source) == 20:
+            ih, ti = source, None
+        else:
+            ti = _torrent_info(source)
+            ih = _ih_bytes(ti)
+        atp = self._params_for(ih, ti, save_path)
+        if file_priorities is not None:
+            if ti is None:
+                raise UsageError("file priorities need the .torrent, not only its infohash")
+            atp.file_priorities = list(file_priorities)
+        added = self._add(atp, on_progress)
+        if file_priorities is not None:
+            self._handle(added).prioritize_files(list(file_priorities))
+        return added
+
+    def connect_peer(self, ih: bytes, host: str, port: int) -> None:
+        """Tell a torrent about a peer directly, without waiting for the DHT."""
+        self._handle(ih).connect_peer((host, port))
+
+    def force_dht_announce(self, ih: bytes) -> None:
+        self._handle(ih).force_dht_announce()
+
+    def set_upload_limit(self, ih: bytes, bytes_per_second: int) -> None:
+        self._handle(ih).set_upload_limit(bytes_per_second)
+
+    def progress(self, ih: bytes) -> Progress:
+        return _status_progress(ih, self._handle(ih).status())
+
+    def payload_downloaded(self, ih: bytes) -> int:
+        """Payload bytes this session has downloaded for the torrent (not from disk)."""
+        return int(self._handle(ih).status().total_payload_download)
+
+    def wait_finished(self, ih: bytes, timeout: float) -> Progress:
+        """Block until every wanted piece is verified on disk.
+
+        Raises `NoPeersError` when no peer was ever connected before the deadline,
+        `NetTimeoutError` when peers were there but the transfer did not finish.
+        """
+        handle = self._handle(ih)
+        deadline = time.monotonic() + timeout
+        had_peers = False
+        while True:
+            progress = _status_progress(ih, handle.status())
+            with self._lock:
+                error = self._torrents[ih].error if ih in self._torrents else ""
+            if error:
+                raise StoreError(f"torrent {ih.hex()} failed: {error}")
+            if progress.finished:
+                return progress
+            had_peers = had_peers or progress.peers > 0
+            if time.monotonic() >= deadline:
+                if not had_peers:
+                    raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
+                raise NetTimeoutError(
+                    f"{ih.hex()}: {progress.done} of {progress.wanted} bytes after {timeout:g}s"
+                )
+            time.sleep(_POLL)
+
+    def fetch_metadata(self, ih: bytes, timeout: float = 30.0) -> bytes:
+        """The .torrent bytes for infohash `ih`, built from the info dict peers sent."""
+        with self._lock:
+            known = ih in self._torrents
+        if not known:
+            atp = lt.parse_magnet_uri(f"magnet:?xt=urn:btih:{ih.hex()}")
+            atp.save_path = tempfile.gettempdir()
+            atp.flags |= lt.torrent_flags.upload_mode  # metadata only: never write pieces
+            self._add(atp)
+        handle = self._handle(ih)
+        deadline = time.monotonic() + timeout
+        had_peers = False
+        try:
+            with self._lock:
+                got = self._torrents[ih].metadata
+            while not got.wait(_POLL):
+                had_peers = had_peers or int(handle.status().num_peers) > 0
+                if time.monotonic() >= deadline:
+                    if not had_peers:
+                        raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
+                    raise NetTimeoutError(f"metadata of {ih.hex()} not received in {timeout:g}s")
+            info = bytes(handle.torrent_file().info_section())
+        finally:
+            if not known:
+                self.remove(ih)
+        if hashlib.sha1(info).digest() != ih:
+            raise IntegrityError(f"metadata received for {ih.hex()} does not hash to it")
+        return b"d4:info" + info + b"e"
+
+    def remove(self, ih: bytes, *, delete_files: bool = False) -> None:
+        """Stop seeding or downloading a torrent and forget its resume data."""
+        with self._lock:
+            torrent = self._torrents.pop(ih, None)
+        if torrent is None:
+            return
+        flags = lt.session.delete_files if delete_files else 0
+        self._ses.remove_torrent(torrent.handle, flags)
+        if self._resume is not None:
+            self._resume.forget(ih)
+
+    # --- resume data and shutdown ------------------------------------------------------------
+
+    def _request_resume(self, flags: Any) -> None:
+        with self._lock:
+            handles = [t.handle for t in self._torrents.values()]
+        for handle in handles:
+            if not handle.is_valid() or not handle.status().has_metadata:
+                continue
+            if (
+                flags & lt.save_resume_flags_t.only_if_modified
+                and not handle.need_save_resume_data()
+            ):
+                continue
+            with self._lock:
+                self._resume_pending += 1
+            handle.save_resume_data(flags | lt.save_resume_flags_t.save_info_dict)
+
+    def _resume_answered(self) -> None:
+        with self._lock:
+            self._resume_pending = max(0, self._resume_pending - 1)
+            self._resume_done.notify_all()
+
+    def close(self) -> None:
+        """Save resume data and DHT state, then stop the session. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._resume is not None:
+            self._request_resume(lt.save_resume_flags_t.flush_disk_cache)
+            with self._lock:
+                self._resume_done.wait_for(lambda: self._resume_pending == 0, _CLOSE_WAIT)
+        if self._state_dir is not None:
+            try:
+                state = self._ses.session_state(lt.save_state_flags_t.save_dht_state)
+                atomic_write(
+                    self._state_dir / _DHT_STATE,
+                    bytes(lt.write_session_params_buf(state, lt.save_state_flags_t.save_dht_state)),
+                )
+            except (OSError, RuntimeError) as exc:
+                log.warning("could not save DHT state: %s", exc)
+        self._stopping.set()
+        self._loop.join()
+        with self._lock:
+            self._torrents.clear()
+        self._ses.pause()
+        self._ses = None
+
+
+def _torrent_info(torrent_bytes: bytes) -> Any:
+    try:
+        return lt.torrent_info(torrent_bytes)
+    except (RuntimeError, TypeError) as exc:
+        raise IntegrityError(f"not a valid .torrent: {exc}") from exc

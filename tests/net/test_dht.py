@@ -1,0 +1,97 @@
+"""BEP-44 items across processes on a loopback testnet: what one process puts, another reads
+verified; what another key signs is never taken for the publisher's; absence is an answer."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hubless.core.errors import NotFoundError, OversizedError
+from hubless.core.keys import SigningKey
+from hubless.net.session import Session
+
+from tests.conftest import RunningTestnet, run_python
+from tests.net.children import PUBLISH
+
+pytestmark = pytest.mark.net
+
+PUBLISHER = SigningKey(hashlib.sha256(b"hubless test publisher").digest())
+INTRUDER = SigningKey(hashlib.sha256(b"hubless test intruder").digest())
+
+
+def _salt(request: pytest.FixtureRequest) -> bytes:
+    """A salt no other test uses: the testnet lives for the whole session."""
+    return request.node.name.encode()[:64]
+
+
+def _publish(testnet: RunningTestnet, key: SigningKey, salt: bytes, *payloads: bytes) -> list[int]:
+    out = run_python(PUBLISH, testnet.bootstrap_arg, key.seed.hex(), salt.decode(),
+                     *(p.decode() for p in payloads))
+    return [int(line) for line in out.split()]
+
+
+@pytest.fixture
+def client(testnet: RunningTestnet) -> Iterator[Session]:
+    with Session(testnet.profile()) as session:
+        session.wait_for_dht(2, 10)
+        yield session
+
+
+def test_put_in_one_process_is_read_verified_in_another(
+    testnet: RunningTestnet, client: Session, request: pytest.FixtureRequest
+) -> None:
+    salt = _salt(request)
+    stored = _publish(testnet, PUBLISHER, salt, b"manifest v1")
+    assert stored[0] >= 1
+    item = client.dht_get(PUBLISHER.public, salt, timeout=10)
+    assert item.payload == b"manifest v1"
+    assert item.public_key == PUBLISHER.public and item.salt == salt
+
+
+def test_newer_put_replaces_the_older(
+    testnet: RunningTestnet, client: Session, request: pytest.FixtureRequest
+) -> None:
+    salt = _salt(request)
+    _publish(testnet, PUBLISHER, salt, b"v1", b"v2")
+    item = client.dht_get(PUBLISHER.public, salt, timeout=10)
+    assert item.payload == b"v2"
+    assert item.seq == 2
+
+
+def test_another_keys_record_is_not_the_publishers(
+    testnet: RunningTestnet, client: Session, request: pytest.FixtureRequest
+) -> None:
+    salt = _salt(request)
+    _publish(testnet, INTRUDER, salt, b"evil")
+    with pytest.raises(NotFoundError):
+        client.dht_get(PUBLISHER.public, salt, timeout=10)
+    _publish(testnet, PUBLISHER, salt, b"good")
+    assert client.dht_get(PUBLISHER.public, salt, timeout=10).payload == b"good"
+    assert client.dht_get(INTRUDER.public, salt, timeout=10).payload == b"evil"
+
+
+def test_missing_record_is_not_found_within_the_timeout(client: Session) -> None:
+    # NotFoundError, not NetTimeoutError: the lookup finishes and says "nothing".
+    with pytest.raises(NotFoundError):
+        client.dht_get(PUBLISHER.public, b"no such model", timeout=10)
+
+
+def test_put_and_get_in_one_session(client: Session, request: pytest.FixtureRequest) -> None:
+    salt = _salt(request)
+    assert client.dht_put(PUBLISHER, salt, b"x" * 990, timeout=10) >= 1
+    assert client.dht_get(PUBLISHER.public, salt, timeout=10).payload == b"x" * 990
+
+
+def test_oversized_value_is_refused_before_sending(client: Session) -> None:
+    with pytest.raises(OversizedError):
+        client.dht_put(PUBLISHER, b"big", b"x" * 1000, timeout=10)
+
+
+def test_dht_state_is_saved_and_loaded(testnet: RunningTestnet, tmp_path: Path) -> None:
+    with Session(testnet.profile(), tmp_path) as first:
+        first.wait_for_dht(2, 10)
+    assert (tmp_path / "dht.state").stat().st_size > 0
+    with Session(testnet.profile(), tmp_path) as again:
+        assert again.wait_for_dht(1, 10) >= 1

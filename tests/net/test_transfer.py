@@ -1,0 +1,159 @@
+"""Torrents between processes on loopback: downloads match byte for byte, resume after a
+crash without fetching finished pieces again, and fetch only the files asked for."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hubless.net.profile import loopback_violations
+from hubless.net.session import Session
+from hubless.net.torrents import (
+    ContentTorrent,
+    create_blob_torrent,
+    create_content_torrent,
+    file_priorities_for,
+)
+
+from tests.conftest import RunningTestnet, read_line
+from tests.net.children import DOWNLOAD, SEED
+
+pytestmark = pytest.mark.net
+
+KIB = 1024
+MIB = 1024 * KIB
+TIMEOUT = 60.0
+
+Spawn = Callable[..., Any]
+
+
+def _model(folder: Path, files: dict[str, int], seed: int = 3) -> ContentTorrent:
+    rng = random.Random(seed)
+    for rel, size in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(rng.randbytes(size))
+    return create_content_torrent(folder, files)
+
+
+def _seed(spawn: Spawn, testnet: RunningTestnet, save_path: Path, torrents: list[bytes],
+          tmp: Path, upload_limit: int = 0) -> Any:
+    paths = []
+    for i, data in enumerate(torrents):
+        path = tmp / f"{i}.torrent"
+        path.write_bytes(data)
+        paths.append(str(path))
+    proc = spawn(SEED, testnet.bootstrap_arg, str(save_path), str(upload_limit), *paths)
+    assert read_line(proc, TIMEOUT).strip() == "ready"
+    return proc
+
+
+@pytest.fixture
+def client(testnet: RunningTestnet, tmp_path: Path) -> Iterator[Session]:
+    with Session(testnet.profile(), tmp_path / "client-state") as session:
+        session.wait_for_dht(2, 10)
+        yield session
+
+
+def _same_files(a: Path, b: Path, files: dict[str, int] | list[str]) -> bool:
+    return all((a / rel).read_bytes() == (b / rel).read_bytes() for rel in files)
+
+
+def test_seeded_in_one_process_downloads_in_another(
+    testnet: RunningTestnet, client: Session, spawn_python: Spawn, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    files = {"config.json": 1234, "weights.bin": 3 * MIB + 17, "sub/tokenizer.txt": 300 * KIB}
+    content = _model(src / "model", files)
+    manifest = b"signed manifest " * 1000
+    (src / "manifest").write_bytes(manifest)
+    blob, blob_ih = create_blob_torrent("manifest", manifest)
+    _seed(spawn_python, testnet, src, [content.torrent_bytes, blob], tmp_path)
+
+    # The manifest torrent by infohash alone: peers found through the DHT, metadata from them.
+    assert client.fetch_metadata(blob_ih, timeout=TIMEOUT) == blob
+    dst = tmp_path / "dst"
+    ih = client.download(content.infohash_v1, dst)
+    assert ih == content.infohash_v1
+    done = client.wait_finished(ih, TIMEOUT)
+    assert done.done == done.wanted == sum(files.values())
+    assert _same_files(src / "model", dst / "model", files)
+
+
+def test_selective_download_fetches_only_the_chosen_files(
+    testnet: RunningTestnet, client: Session, spawn_python: Spawn, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    files = {"a.safetensors": 2 * MIB, "b.safetensors": 2 * MIB, "config.json": 40 * KIB}
+    content = _model(src / "model", files)
+    _seed(spawn_python, testnet, src, [content.torrent_bytes], tmp_path)
+
+    dst = tmp_path / "dst"
+    priorities = file_priorities_for(content.torrent_bytes, ["config.json"])
+    ih = client.download(content.torrent_bytes, dst, file_priorities=priorities)
+    done = client.wait_finished(ih, TIMEOUT)
+    assert done.wanted == files["config.json"]
+    assert _same_files(src / "model", dst / "model", ["config.json"])
+    # config.json is one piece of its own (canonical files): no byte of a or b came over.
+    assert client.payload_downloaded(ih) <= content.piece_length
+    for skipped in ("a.safetensors", "b.safetensors"):
+        path = dst / "model" / skipped
+        assert not path.exists() or not path.read_bytes().strip(b"\0")
+
+
+@pytest.mark.parametrize("stop", ["sigkill", "close"])
+def test_interrupted_download_resumes_without_refetching(
+    testnet: RunningTestnet, spawn_python: Spawn, tmp_path: Path, stop: str
+) -> None:
+    """SIGKILL leaves no resume file (rechecking the files on disk must find the pieces);
+    a clean close leaves one. Either way finished pieces are not downloaded again."""
+    src = tmp_path / "src"
+    files = {"part-1.bin": 3 * MIB, "part-2.bin": 3 * MIB}
+    content = _model(src / "model", files)
+    total = sum(files.values())
+    _seed(spawn_python, testnet, src, [content.torrent_bytes], tmp_path, upload_limit=2 * MIB)
+    torrent_file = tmp_path / "content.torrent"
+    torrent_file.write_bytes(content.torrent_bytes)
+    dst, state = tmp_path / "dst", tmp_path / "state"
+
+    # Periodic resume saves off for "sigkill": the killed process leaves no resume file.
+    interval = "3600" if stop == "sigkill" else "1"
+    child = spawn_python(DOWNLOAD, testnet.bootstrap_arg, str(torrent_file), str(dst),
+                         str(state), interval, "0.4", "kill" if stop == "sigkill" else "close")
+    done_before = 0
+    while True:
+        report = json.loads(read_line(child, TIMEOUT))
+        if report.get("closed"):
+            break
+        done_before = report["done"]
+        if stop == "sigkill" and done_before >= 0.4 * total:
+            os.kill(child.pid, signal.SIGKILL)
+            break
+    child.wait(TIMEOUT)
+    assert 0 < done_before < total, "the seeder's throttle should leave a mid-way"
+    resume_files = list((state / "resume").glob("*.resume")) if (state / "resume").exists() else []
+    assert bool(resume_files) == (stop == "close")
+
+    with Session(testnet.profile(), state) as again:
+        assert not loopback_violations(again.get_settings())
+        again.wait_for_dht(2, 10)
+        ih = again.download(content.torrent_bytes, dst)
+        again.wait_finished(ih, TIMEOUT)
+        fetched = again.payload_downloaded(ih)
+    assert _same_files(src / "model", dst / "model", files)
+    # Pieces verified before the interruption stay; one piece of slack for in-flight blocks.
+    assert fetched <= total - done_before + content.piece_length
+
+
+def test_sessions_stay_on_loopback(testnet: RunningTestnet, client: Session) -> None:
+    settings = client.get_settings()
+    assert loopback_violations(settings) == []
+    assert settings["listen_interfaces"].startswith("127.0.0.1:")
+    for endpoint in settings["dht_bootstrap_nodes"].split(","):
+        assert endpoint in testnet.bootstrap
+    assert not (settings["enable_lsd"] or settings["enable_upnp"] or settings["enable_natpmp"])
