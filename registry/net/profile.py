@@ -38,8 +38,10 @@ _PERFORMANCE = 0x200
 DHT_UPLOAD_RATE = 512 * 1024
 
 # Throughput settings for TCP between well-connected peers, taken from libtorrent's
-# high_performance_seed() and measured on loopback (bench/transfer.py): deep send buffers and
-# request queues keep the pipe full; -1 unchoke slots means every interested peer is served.
+# high_performance_seed(): deep send buffers and request queues keep the pipe full; -1 unchoke
+# slots means every interested peer is served. Measured with bench/transfer.py (2 GiB, 2 cores,
+# median of 3): one seed 384-413 MB/s with these vs 322 MB/s on libtorrent's TCP defaults;
+# three seeds 440-470 MB/s either way.
 _THROUGHPUT: dict[str, int | str | bool] = {
     "send_buffer_watermark": 3 * 1024 * 1024,
     "send_buffer_low_watermark": 1024 * 1024,

@@ -1,0 +1,287 @@
+"""Transfer throughput: a generated model pulled over hubless vs. HTTP from a local nginx.
+
+    python bench/transfer.py [--gib 2] [--files 4] [--reps 3]
+
+A model of random bytes is seeded by 1 and by 3 local processes (a loopback testnet in its
+own process) and pulled by another process to disk; libtorrent verifies every piece. The
+baselines fetch the same files from our own nginx on 127.0.0.1: `curl` (one connection)
+and `aria2c -x4`, each followed by `openssl dgst -sha256` of the files. Runs are interleaved
+and the median of `--reps` is reported. Every contender reads files from the page cache
+(dropping it needs root privileges we do not assume), and writes to the page cache.
+Everything is created under one temp folder that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hubless.net.session import Session
+
+MIB = 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _generate(folder: Path, gib: float, files: int) -> list[str]:
+    """`files` files of random bytes, `gib` GiB in all, plus a small config.json."""
+    import numpy as np
+
+    rng = np.random.default_rng(20240601)
+    folder.mkdir(parents=True)
+    each = int(gib * 1024 * MIB) // files
+    names = []
+    for i in range(files):
+        name = f"model-{i + 1:05d}-of-{files:05d}.safetensors"
+        with open(folder / name, "wb") as fh:
+            left = each
+            while left:
+                chunk = min(left, 64 * MIB)
+                fh.write(rng.bytes(chunk))
+                left -= chunk
+        names.append(name)
+    (folder / "config.json").write_text(json.dumps({"model_type": "bench", "size": each}))
+    return [*names, "config.json"]
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def _line(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"{proc.args!r} exited with {proc.wait()}")
+    return line.strip()
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- roles run in child processes -----------------------------------------------------------
+
+
+def _session(bootstrap: str, state: str | None = None) -> Session:
+    from hubless.net.profile import NetProfile, loopback_violations, parse_bootstrap
+    from hubless.net.session import Session
+
+    session = Session(NetProfile.local(parse_bootstrap(bootstrap)), state)
+    problems = loopback_violations(session.get_settings())
+    assert not problems, problems
+    session.wait_for_dht(2, 10)
+    return session
+
+
+def role_seed(bootstrap: str, torrent: str, save_path: str) -> None:
+    session = _session(bootstrap)
+    ih = session.seed(Path(torrent).read_bytes(), save_path, trust_files=True)
+    session.wait_finished(ih, 60)
+    print(session.listen_port, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin or kills us
+
+
+def role_pull(bootstrap: str, torrent: str, save_path: str, state: str, peers: str) -> None:
+    session = _session(bootstrap, state)
+    data = Path(torrent).read_bytes()
+    start = time.perf_counter()
+    ih = session.download(data, save_path)
+    for port in filter(None, peers.split(",")):
+        session.connect_peer(ih, "127.0.0.1", int(port))
+    done = session.wait_finished(ih, 600)
+    seconds = time.perf_counter() - start
+    payload = session.payload_downloaded(ih)
+    print(json.dumps({"seconds": seconds, "bytes": done.wanted, "payload": payload}), flush=True)
+    session.close()
+
+
+# --- the contenders ----------------------------------------------------------------------------
+
+
+@contextmanager
+def nginx(root: Path, work: Path) -> Iterator[int]:
+    port = _free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 2;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)],
+                            stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _sha256(paths: list[Path]) -> None:
+    subprocess.run(["openssl", "dgst", "-sha256", *map(str, paths)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+CURL_ONLY: list[float] = []  # seconds of the download alone, for the record
+
+
+def run_curl(port: int, names: list[str], dst: Path) -> float:
+    dst.mkdir(parents=True)
+    start = time.perf_counter()
+    args = ["curl", "-s", "--fail"]
+    for name in names:
+        args += ["-o", str(dst / name), f"http://127.0.0.1:{port}/{name}"]
+    subprocess.run(args, check=True)
+    CURL_ONLY.append(time.perf_counter() - start)
+    _sha256([dst / n for n in names])
+    return time.perf_counter() - start
+
+
+def run_aria2(port: int, names: list[str], dst: Path) -> float:
+    dst.mkdir(parents=True)
+    urls = dst.parent / "urls.txt"
+    urls.write_text("".join(f"http://127.0.0.1:{port}/{n}\n" for n in names))
+    start = time.perf_counter()
+    subprocess.run(["aria2c", "-q", "-x4", "-s4", "-j1", "--file-allocation=none",
+                    "--allow-overwrite=true", "--auto-file-renaming=false",
+                    "-d", str(dst), "-i", str(urls)], check=True)
+    _sha256([dst / n for n in names])
+    return time.perf_counter() - start
+
+
+def run_hubless(bootstrap: str, torrent: Path, src: Path, dst: Path, seeds: int,
+                work: Path) -> tuple[float, int]:
+    seeders = [_spawn("--role", "seed", bootstrap, str(torrent), str(src)) for _ in range(seeds)]
+    try:
+        ports = [_line(p) for p in seeders]
+        state = work / f"pull-state-{time.monotonic_ns()}"
+        puller = _spawn("--role", "pull", bootstrap, str(torrent), str(dst), str(state),
+                        ",".join(ports))
+        result = json.loads(_line(puller))
+        puller.wait(60)
+        shutil.rmtree(state, ignore_errors=True)
+        return float(result["seconds"]), int(result["payload"])
+    finally:
+        for proc in seeders:
+            _stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gib", type=float, default=2.0)
+    parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--dir", default=None, help="parent of the temp folder (default: /tmp)")
+    args = parser.parse_args()
+
+    from hubless.net.torrents import create_content_torrent
+
+    work = Path(tempfile.mkdtemp(prefix="hubless-bench-", dir=args.dir))
+    work.chmod(0o755)  # nginx workers drop privileges and must read the files
+    testnet = None
+    try:
+        src = work / "src" / "model"
+        t0 = time.perf_counter()
+        names = _generate(src, args.gib, args.files)
+        total = sum((src / n).stat().st_size for n in names)
+        print(f"generated {total / MIB:.0f} MiB in {len(names)} files "
+              f"({time.perf_counter() - t0:.1f}s)")
+        t0 = time.perf_counter()
+        content = create_content_torrent(src, names)
+        hashing = time.perf_counter() - t0
+        print(f"content torrent: {content.piece_length // 1024} KiB pieces; hashed SHA-1 pieces "
+              f"+ per-file SHA-256 in {hashing:.2f}s ({total / MIB / hashing:.0f} MB/s)")
+        torrent = work / "content.torrent"
+        torrent.write_bytes(content.torrent_bytes)
+
+        testnet = subprocess.Popen([sys.executable, "-m", "hubless.net.testnet", "--nodes", "8",
+                                    "--json"], stdout=subprocess.PIPE, text=True)
+        bootstrap = ",".join(json.loads(_line(testnet))["bootstrap"])
+
+        contenders: dict[str, Callable[[Path], float]] = {}
+        results: dict[str, list[float]] = {}
+        with nginx(work / "src" / "model", work) as port:
+            contenders["curl + openssl sha256"] = lambda d: run_curl(port, names, d)
+            contenders["hubless, 1 seed"] = lambda d: run_hubless(
+                bootstrap, torrent, work / "src", d, 1, work)[0]
+            contenders["hubless, 3 seeds"] = lambda d: run_hubless(
+                bootstrap, torrent, work / "src", d, 3, work)[0]
+            contenders["aria2c -x4 + openssl sha256"] = lambda d: run_aria2(port, names, d)
+            for rep in range(args.reps):
+                for label, run in contenders.items():
+                    dst = work / "dst"
+                    seconds = run(dst)
+                    shutil.rmtree(dst, ignore_errors=True)
+                    results.setdefault(label, []).append(seconds)
+                    print(f"  rep {rep + 1} {label:30s} {total / MIB / seconds:7.0f} MB/s")
+        rate = {label: total / MIB / statistics.median(s) for label, s in results.items()}
+        rate["(curl alone, no hashing)"] = total / MIB / statistics.median(CURL_ONLY)
+        print(f"\nmedian of {args.reps}, {total / MIB:.0f} MiB (MB/s = MiB/s):")
+        for label, mbs in rate.items():
+            print(f"  {label:30s} {mbs:7.0f} MB/s")
+        base, aria = rate["curl + openssl sha256"], rate["aria2c -x4 + openssl sha256"]
+        curl_alone = rate["(curl alone, no hashing)"]
+        for seeds in ("1 seed", "3 seeds"):
+            hub = rate[f"hubless, {seeds}"]
+            print(f"  ratio hubless {seeds:8s} / curl: {hub / base:.2f}   / aria2c -x4: "
+                  f"{hub / aria:.2f}   / curl alone: {hub / curl_alone:.2f}")
+    finally:
+        if testnet is not None:
+            _stop(testnet)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--role":
+        role, rest = sys.argv[2], sys.argv[3:]
+        if role == "seed":
+            role_seed(*rest)
+        else:
+            role_pull(*rest)
+    else:
+        main()
