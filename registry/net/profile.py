@@ -197,6 +197,12 @@ def settings_for(profile: NetProfile) -> dict[str, int | str | bool]:
                 **_THROUGHPUT,
             }
         )
+        if profile.is_loopback:
+            # Every client process on one host shares 127.0.0.1, and libtorrent adds the DHT
+            # node of each peer it trades with (BEP-5 PORT message). Once such a process exits,
+            # lookups near it wait 15 s on the dead node. The testnet gives each node its own
+            # /24, so one routing entry per /24 keeps every node and only one 127.0.0.1 entry.
+            settings["dht_restrict_routing_ips"] = True
     else:
         settings.update(
             {

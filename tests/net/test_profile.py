@@ -41,12 +41,19 @@ def test_lsd_upnp_natpmp_are_off_in_every_profile(profile: NetProfile) -> None:
 
 
 def test_local_profile_relaxes_mainline_anti_sybil_rules_and_uses_tcp() -> None:
-    settings = settings_for(NetProfile.local(LOOPBACK))
-    for key in ("dht_restrict_routing_ips", "dht_restrict_search_ips", "dht_enforce_node_id",
-                "dht_prefer_verified_node_ids", "enable_outgoing_utp", "enable_incoming_utp"):
-        assert settings[key] is False, key
-    assert settings["allow_multiple_connections_per_ip"] is True
-    assert settings["dht_block_ratelimit"] >= 1000
+    lan = settings_for(NetProfile.local((("192.168.7.2", 6881),), host="192.168.7.10"))
+    loopback = settings_for(NetProfile.local(LOOPBACK))
+    for settings in (lan, loopback):
+        for key in ("dht_restrict_search_ips", "dht_enforce_node_id",
+                    "dht_prefer_verified_node_ids", "enable_outgoing_utp", "enable_incoming_utp"):
+            assert settings[key] is False, key
+        assert settings["allow_multiple_connections_per_ip"] is True
+        assert settings["dht_block_ratelimit"] >= 1000
+    # A LAN often sits in one /24: one routing entry per /24 would leave a node alone.
+    assert lan["dht_restrict_routing_ips"] is False
+    # On one host, clients share 127.0.0.1: only one of them may enter a routing table, so
+    # an exited client cannot stall lookups (the testnet gives each node its own /24).
+    assert loopback["dht_restrict_routing_ips"] is True
 
 
 def test_mainline_profile_uses_public_routers_and_utp() -> None:
