@@ -64,7 +64,7 @@ def make_model(
         name = (
             "model.safetensors" if shards == 1 else f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
         )
-        data = rng.randbytes(rows * hidden * 4)
+        data = _random_bytes(rng, rows * hidden * 4)
         write_safetensors(folder / name, {f"layers.{i}.weight": ("F32", (rows, hidden), data)})
         written.append(folder / name)
     for i in range(extra_files):
@@ -73,3 +73,9 @@ def make_model(
         path.write_text(f"extra file {i} of seed {seed}\n")
         written.append(path)
     return written
+
+
+def _random_bytes(rng: random.Random, n: int) -> bytes:
+    """`n` reproducible random bytes (randbytes overflows past 256 MiB in one call)."""
+    chunk = 1 << 24
+    return b"".join(rng.randbytes(min(chunk, n - i)) for i in range(0, n, chunk))

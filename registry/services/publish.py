@@ -164,6 +164,7 @@ def publish(
     record = Record(manifest.seq, version, manifest_ih, digest, now)
     client.emit(Event("put", f"putting the record for {name} into the DHT"))
     nodes = client.network.dht_put(key, ref.salt, encode_record(record), client.config.dht_timeout)
+    client.emit(Event("stored", f"the record for {name} is stored on {nodes} DHT nodes"))
     put_index(client, key, name)
 
     # Copies, not links: the author may edit the folder in place later (see Cache.add_blob).
