@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 
 import nacl.signing
-
 from hubless.core import bencode, bep44
 from hubless.core.keys import SigningKey
 from hubless.core.manifest import FileEntry, Manifest, sign_manifest, verify_manifest
@@ -68,7 +67,8 @@ def main() -> None:
     print(f"plain Ed25519 verify:  {floor:>9,.0f}/s (the floor)")
     print(f"record sign:           {record_sign:>9,.0f}/s")
     print(
-        f"record verify:         {record_verify:>9,.0f}/s  ratio to floor {record_verify / floor:.2f}"
+        f"record verify:         {record_verify:>9,.0f}/s"
+        f"  ratio to floor {record_verify / floor:.2f}"
     )
     for n in (10, 10_000):
         manifest = manifest_with(n)
