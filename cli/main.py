@@ -128,6 +128,9 @@ def key() -> None:
 def key_new(name: str, no_passphrase: bool) -> None:
     """Create a new publisher key."""
     assert _app.config is not None
+    keys = _app.client().keys
+    if keys.exists(name):
+        raise KeyStoreError(f"key {name!r} already exists", hint="choose another --name")
     passphrase = None
     if not no_passphrase:
         passphrase = _app.config.passphrase
@@ -142,7 +145,7 @@ def key_new(name: str, no_passphrase: bool) -> None:
                     "Passphrase for the new key", hide_input=True, confirmation_prompt=True
                 )
             )
-    info = _app.client().keys.create(name, passphrase)
+    info = keys.create(name, passphrase)
     _app.renderer.result(
         {
             "name": info.name,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..config import Config
 from ..core.errors import KeyStoreError
 from ..core.keys import SigningKey
-from ..core.refs import Reference, parse_reference
+from ..core.refs import Reference, check_name, check_version, parse_reference
 from ..store.cache import Cache
 from ..store.keystore import DEFAULT_KEY, KeyStore
 from ..store.state import SeedEntry, State
@@ -139,6 +139,8 @@ class Client:
         """Publish folder `path` as `version` of model `name`."""
         from .publish import publish
 
+        check_name(name)  # bad input is reported before any passphrase is asked for
+        check_version(version)
         signing = key if isinstance(key, SigningKey) else self.signing_key(key)
         return publish(
             self,

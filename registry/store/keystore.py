@@ -45,6 +45,9 @@ class KeyStore:
             raise UsageError(f"key name {name!r} may use letters, digits, '.', '_' and '-'")
         return self.folder / f"{name}.key"
 
+    def exists(self, name: str) -> bool:
+        return self._path(name).exists()
+
     def create(self, name: str, passphrase: str | None, *, seed: bytes | None = None) -> KeyInfo:
         """Make a new key (from fresh randomness unless `seed` is given) and store it."""
         path = self._path(name)
