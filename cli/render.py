@@ -47,6 +47,7 @@ class Renderer:
         self._live = self.err.isatty()
         self._bar_open = False
         self._last_line = 0.0
+        self._last_draw = 0.0
 
     # --- progress (stderr) --------------------------------------------------------------------
 
@@ -73,14 +74,16 @@ class Renderer:
             f"{e.message}: {fraction * 100:5.1f}% {human_size(e.done)}/{human_size(e.total)}"
             + (f" {human_size(e.rate)}/s" if e.rate else "")
             + (f" {e.peers} peers" if e.stage == "download" else "")
-            + (f" ETA {human_time(e.eta)}" if e.stage == "download" else "")
+            + (f" ETA {human_time(e.eta)}" if e.stage in ("download", "hash") else "")
         )
-        if self._live:
+        now = time.monotonic()
+        if self._live and (now - self._last_draw >= 0.1 or fraction >= 1.0):
+            self._last_draw = now
             width = 24
             filled = int(fraction * width)
             self.err.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}\x1b[K")
             self._bar_open = True
-        elif time.monotonic() - self._last_line >= 2.0 or fraction >= 1.0:
+        elif not self._live and (now - self._last_line >= 2.0 or fraction >= 1.0):
             if self.as_json:
                 self.err.write(
                     json.dumps(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -75,13 +75,18 @@ def _generate(ct: Any) -> bytes:
 
 
 def create_content_torrent(
-    folder: str | os.PathLike[str], relpaths: Iterable[str], *, name: str | None = None
+    folder: str | os.PathLike[str],
+    relpaths: Iterable[str],
+    *,
+    name: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ContentTorrent:
     """Hash `relpaths` under `folder` once into a v1 canonical-files torrent plus file SHA-256s.
 
     One read pass per file feeds both the SHA-1 piece hashes (this thread) and the file's
     SHA-256 (a second thread): hashlib releases the GIL, so the two cores share the work.
-    The torrent's root directory is `name` (default: the folder's name).
+    The torrent's root directory is `name` (default: the folder's name). `on_progress`
+    receives the number of bytes hashed so far, every few MiB.
     """
     root = Path(folder)
     torrent_name = name or root.resolve().name
@@ -100,17 +105,26 @@ def create_content_torrent(
     piece = piece_length_for(sum(sizes.values()))
     entries = [lt.create_file_entry(f"{torrent_name}/{rel}", size) for rel, size in sizes.items()]
     ct = lt.create_torrent(entries, piece, _CONTENT_FLAGS)
-    digests = _hash_into(ct, root, torrent_name)
+    digests = _hash_into(ct, root, torrent_name, on_progress or (lambda done: None))
     data = _generate(ct)
     return ContentTorrent(data, infohash_of(data), digests, sizes, piece)
 
 
-def _hash_into(ct: Any, root: Path, torrent_name: str) -> dict[str, bytes]:
+def _hash_into(
+    ct: Any, root: Path, torrent_name: str, on_progress: Callable[[int], None]
+) -> dict[str, bytes]:
     """Set every piece hash of `ct` from the files under `root`; return each file's SHA-256."""
     files = ct.files()
     piece_len = int(ct.piece_length())
     prefix = torrent_name + "/"
     digests: dict[str, bytes] = {}
+    hashed = 0
+
+    def advance(n: int) -> None:
+        nonlocal hashed
+        hashed += n
+        on_progress(hashed)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
         for i in range(files.num_files()):
             if files.file_flags(i) & lt.file_storage.flag_pad_file:
@@ -123,12 +137,20 @@ def _hash_into(ct: Any, root: Path, torrent_name: str) -> dict[str, bytes]:
                 continue
             if offset % piece_len:  # canonical_files promises this; never hash a wrong layout
                 raise AssertionError(f"{rel} does not start on a piece boundary")
-            digests[rel] = _hash_file(ct, root / rel, offset // piece_len, size, piece_len, pool)
+            digests[rel] = _hash_file(
+                ct, root / rel, offset // piece_len, size, piece_len, pool, advance
+            )
     return digests
 
 
 def _hash_file(
-    ct: Any, path: Path, first_piece: int, size: int, piece_len: int, pool: ThreadPoolExecutor
+    ct: Any,
+    path: Path,
+    first_piece: int,
+    size: int,
+    piece_len: int,
+    pool: ThreadPoolExecutor,
+    advance: Callable[[int], None],
 ) -> bytes:
     sha256 = hashlib.sha256()
     pending: deque[Future[None]] = deque()
@@ -153,6 +175,7 @@ def _hash_file(
                 index += 1
             while len(pending) > _IN_FLIGHT:
                 pending.popleft().result()
+            advance(len(chunk))
         if fh.read(1):
             raise StoreError(f"{path} grew while it was being hashed")
     for fut in pending:

@@ -102,8 +102,15 @@ def publish(
     previous = _previous(client, ref)
 
     total = sum((folder / p).stat().st_size for p in relpaths)
-    client.emit(Event("hash", f"hashing {len(relpaths)} files", 0, total))
-    content = create_content_torrent(folder, relpaths, name=name)
+    started = time.monotonic()
+
+    def hashed(done: int) -> None:
+        elapsed = time.monotonic() - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate else None
+        client.emit(Event("hash", f"hashing {len(relpaths)} files", done, total, rate, eta=eta))
+
+    content = create_content_torrent(folder, relpaths, name=name, on_progress=hashed)
     client.emit(Event("hash", f"hashed {len(relpaths)} files", total, total))
     files = tuple(FileEntry(p, content.sizes[p], content.file_sha256[p]) for p in relpaths)
 
