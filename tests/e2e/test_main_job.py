@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from hubless.modelgen import make_model, write_safetensors
+
 from tests.conftest import RunningTestnet, read_line, stop_process
 
 from . import cli
