@@ -82,6 +82,11 @@ def test_lower_layers_never_import_higher_ones() -> None:
                 assert not name.startswith(bad), f"{layer}/{path.name} imports {name}"
 
 
+def test_the_shared_file_helpers_import_nothing_of_hubless() -> None:
+    names = imports_of(PACKAGE / "files.py")
+    assert not [n for n in names if n.startswith("hubless")], names
+
+
 def test_importing_the_core_does_not_load_libtorrent() -> None:
     import subprocess
 

@@ -38,8 +38,9 @@ from ..core.errors import (
     UsageError,
 )
 from ..core.keys import PublicKey, SigningKey
+from ..files import atomic_write
 from .profile import NetProfile, settings_for
-from .resume import ResumeStore, atomic_write
+from .resume import ResumeStore
 
 log = logging.getLogger(__name__)
 

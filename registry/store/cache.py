@@ -25,7 +25,7 @@ from pathlib import Path
 from ..core.errors import IntegrityError, StoreError
 from ..core.keys import PublicKey
 from ..core.manifest import FileEntry
-from .files import atomic_write, fsync_dir
+from ..files import atomic_write, fsync_dir
 
 CACHEDIR_TAG = (
     b"Signature: 8a477f597d28d172789f06886806bc55\n"

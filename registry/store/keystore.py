@@ -19,7 +19,7 @@ import nacl.utils
 
 from ..core.errors import KeyStoreError, UsageError
 from ..core.keys import PublicKey, SigningKey
-from .files import atomic_write, private_dir
+from ..files import atomic_write, private_dir
 
 KEY_FILE_FORMAT = 1
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
