@@ -85,15 +85,18 @@ def resolve(client: Client, ref: Reference) -> Resolution:
         known=KnownRecord(known.seq, known.manifest_hash) if known else None,
     )
     r = record.record
-    if known is not None and known.manifest_hash == r.manifest_hash:
+    fetched = known is None or known.manifest_hash != r.manifest_hash
+    if known is not None and not fetched:
         latest = verify_manifest(known.manifest, ref.publisher, ref.name, now=now)
     else:
         latest = fetch_manifest(client, ref, r.manifest_infohash, r.manifest_hash, now)
-        if latest.manifest.seq != r.seq or latest.manifest.version != r.version:
-            raise MalformedError(
-                f"record says seq {r.seq} ({r.version}) but the manifest is seq "
-                f"{latest.manifest.seq} ({latest.manifest.version})"
-            )
+    # Also for a manifest held already: a record may name it under a newer seq (spec §8.1 5).
+    if latest.manifest.seq != r.seq or latest.manifest.version != r.version:
+        raise MalformedError(
+            f"record says seq {r.seq} ({r.version}) but the manifest is seq "
+            f"{latest.manifest.seq} ({latest.manifest.version})"
+        )
+    if fetched:
         if known is not None:
             check_extends(verify_manifest(known.manifest, ref.publisher, ref.name, now=now), latest)
         client.state.remember(
@@ -107,6 +110,7 @@ def resolve(client: Client, ref: Reference) -> Resolution:
                 latest.data,
             )
         )
+        seed_manifest(client, latest, r.manifest_infohash)
     return _choose(client, ref, record, latest, r.manifest_infohash, now)
 
 
@@ -131,6 +135,7 @@ def _choose(
         raise MalformedError(
             f"history row for seq {entry.seq} names a manifest of another revision"
         )
+    seed_manifest(client, target, entry.manifest_infohash)
     return Resolution(
         ref, record, latest, latest_infohash, target, entry.manifest_infohash, choice.yanked, stale
     )
@@ -139,14 +144,17 @@ def _choose(
 def fetch_manifest(
     client: Client, ref: Reference, infohash: bytes, expected_hash: bytes, now: int
 ) -> VerifiedManifest:
-    """A signed manifest by its torrent's infohash, verified against the hash that names it."""
+    """A signed manifest by its torrent's infohash, verified against the hash that names it.
+
+    The caller seeds it (`seed_manifest`) only once every rule of spec §8.1 passed: a
+    refused manifest must not be served, nor enter the seeds table that `seed` restarts.
+    """
     cache = client.cache
     cached = cache.manifest_path(expected_hash)
     if cached.exists():
         verified = verify_manifest(
             cached.read_bytes(), ref.publisher, ref.name, now=now, expected_hash=expected_hash
         )
-        seed_manifest(client, verified, infohash)
         return verified
     client.emit(Event("fetch-manifest", f"fetching manifest {infohash.hex()[:16]}…"))
     net = client.network
@@ -167,7 +175,6 @@ def fetch_manifest(
     shutil.rmtree(folder, ignore_errors=True)
     verified = verify_manifest(data, ref.publisher, ref.name, now=now, expected_hash=expected_hash)
     cache.save_manifest(verified.hash, verified.data)
-    seed_manifest(client, verified, infohash)
     return verified
 
 
