@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import HostilePathError, NotFoundError, OversizedError, UsageError
+from ..core.errors import (
+    HostilePathError,
+    NotFoundError,
+    OversizedError,
+    RollbackError,
+    UsageError,
+)
 from ..core.history import next_history
 from ..core.index import INDEX_SALT, IndexRecord, build_index, encode_index, encode_name_list
 from ..core.keys import SigningKey
@@ -194,7 +200,9 @@ def _previous(client: Client, ref: Reference) -> tuple[Any, bytes] | None:
     try:
         resolution = resolve(client, ref)
         return resolution.latest, resolution.latest_infohash
-    except NotFoundError:
+    except (NotFoundError, RollbackError):
+        # RollbackError: the DHT holds an older record than this machine signed (the put
+        # failed, or nodes forgot it). Our own remembered revision is the truth (spec §8.2).
         known = client.state.known(ref.publisher, ref.name)
         if known is None:
             return None
