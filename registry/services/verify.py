@@ -66,9 +66,8 @@ def load_folder_manifest(folder: Path, publisher: PublicKey | None) -> VerifiedM
             hint="only folders made by hubless pull can be verified",
         ) from None
     body = canonical.decode(data, what="manifest", max_size=MAX_MANIFEST_SIZE)
-    claimed = (
-        decode_body(body["manifest"]) if isinstance(body, dict) and "manifest" in body else None
-    )
+    inner = body.get("manifest") if isinstance(body, dict) else None
+    claimed = decode_body(inner) if isinstance(inner, bytes) else None
     if claimed is None:
         raise UsageError(f"{path} is not a hubless manifest")
     key = publisher or claimed.publisher

@@ -708,3 +708,19 @@ def test_yanked_latest_is_pulled_with_allow_yanked(consumer: Client, yanked: Man
     result = consumer.pull(REF, allow_yanked=True)
     assert result.resolution.yanked == yanked.yanked
     assert (result.path / "config.json").read_bytes() == V1_FILES["config.json"]
+
+
+# --- a pulled folder checked later ----------------------------------------------------------
+
+
+def test_verify_refuses_a_folder_manifest_that_is_no_manifest(tmp_path: Path) -> None:
+    """A `.hubless/manifest` whose envelope holds no manifest bytes is a typed refusal."""
+    from hubless.core import canonical
+
+    folder = write_model(tmp_path / "pulled", V1_FILES)
+    (folder / ".hubless").mkdir()
+    (folder / ".hubless" / "manifest").write_bytes(
+        canonical.encode({"manifest": 5, "signature": b"\0" * 64})
+    )
+    with pytest.raises(UsageError, match="not a hubless manifest"):
+        verify_folder(folder)
