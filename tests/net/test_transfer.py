@@ -146,8 +146,11 @@ def test_interrupted_download_resumes_without_refetching(
         again.wait_finished(ih, TIMEOUT)
         fetched = again.payload_downloaded(ih)
     assert _same_files(src / "model", dst / "model", files)
-    # Pieces verified before the interruption stay; one piece of slack for in-flight blocks.
-    assert fetched <= total - done_before + content.piece_length
+    # Pieces verified before the interruption stay. Pieces that were only partly in flight
+    # are fetched again (resume data keeps whole pieces); with a deep request queue that is a
+    # few pieces, far below the `total` a fresh start would fetch.
+    assert fetched <= total - done_before + 4 * content.piece_length
+    assert fetched < total
 
 
 def test_sessions_stay_on_loopback(testnet: RunningTestnet, client: Session) -> None:
