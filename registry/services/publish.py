@@ -23,7 +23,14 @@ from ..core.errors import (
 from ..core.history import next_history
 from ..core.index import INDEX_SALT, IndexRecord, build_index, encode_index, encode_name_list
 from ..core.keys import SigningKey
-from ..core.manifest import FileEntry, Manifest, manifest_hash, sign_manifest, verify_manifest
+from ..core.manifest import (
+    FileEntry,
+    Manifest,
+    VerifiedManifest,
+    manifest_hash,
+    sign_manifest,
+    verify_manifest,
+)
 from ..core.paths import check_paths
 from ..core.record import Record, encode_record
 from ..core.refs import Reference, check_name, check_version
@@ -121,10 +128,9 @@ def publish(
     files = tuple(FileEntry(p, content.sizes[p], content.file_sha256[p]) for p in relpaths)
 
     if previous is not None:
-        prev_manifest = previous[0].manifest
+        prev_manifest = previous.manifest.manifest
         if prev_manifest.content_infohash == content.infohash_v1 and prev_manifest.files == files:
-            client.emit(Event("done", f"unchanged since {prev_manifest.version}: no new version"))
-            return _result(ref, previous[0].manifest, previous[1], previous[0].hash, 0, True)
+            return _unchanged(client, folder, key, previous, content)
         used = {prev_manifest.version, *(row.version for row in prev_manifest.history)}
         if version in used:
             raise UsageError(
@@ -137,12 +143,12 @@ def publish(
         key.public,
         name,
         version,
-        seq=previous[0].manifest.seq + 1 if previous else 1,
+        seq=previous.manifest.manifest.seq + 1 if previous else 1,
         created=now,
         content_infohash=content.infohash_v1,
         files=files,
-        history=next_history(*previous) if previous else (),
-        prev=previous[0].hash if previous else None,
+        history=next_history(previous.manifest, previous.infohash) if previous else (),
+        prev=previous.manifest.hash if previous else None,
         description=description,
         license=license,
         tags=tuple(sorted(set(tags))),
@@ -180,26 +186,29 @@ def publish(
     client.emit(Event("stored", f"the record for {name} is stored on {nodes} DHT nodes"))
     put_index(client, key, name)
 
-    # Copies, not links: the author may edit the folder in place later (see Cache.add_blob).
-    client.emit(Event("cache", f"keeping a copy of {len(files)} files in the cache"))
-    for entry in files:
-        client.cache.add_blob(folder / entry.path, entry)
-    snapshot = client.cache.snapshot(key.public, name, manifest.seq, files, signed)
-    client.cache.seed_dir(content.infohash_v1, name, snapshot)  # same bytes, now ours
-    client.state.add_seed(c_seed)
+    _keep(client, folder, c_seed, files, signed)
     client.emit(
         Event("done", f"published {ref.at(version)} (seq {manifest.seq}) to {nodes} DHT nodes")
     )
     return _result(ref, manifest, manifest_ih, digest, nodes, False)
 
 
-def _previous(client: Client, ref: Reference) -> tuple[Any, bytes] | None:
+@dataclass(frozen=True)
+class _Previous:
+    """The newest revision, and whether the DHT serves it (False: only this machine knows)."""
+
+    manifest: VerifiedManifest
+    infohash: bytes
+    in_dht: bool
+
+
+def _previous(client: Client, ref: Reference) -> _Previous | None:
     """The newest verified revision of this model, from the DHT if it knows a newer one."""
     from .resolve import resolve
 
     try:
         resolution = resolve(client, ref)
-        return resolution.latest, resolution.latest_infohash
+        return _Previous(resolution.latest, resolution.latest_infohash, not resolution.stale)
     except (NotFoundError, RollbackError):
         # RollbackError: the DHT holds an older record than this machine signed (the put
         # failed, or nodes forgot it). Our own remembered revision is the truth (spec §8.2).
@@ -207,7 +216,46 @@ def _previous(client: Client, ref: Reference) -> tuple[Any, bytes] | None:
         if known is None:
             return None
         verified = verify_manifest(known.manifest, ref.publisher, ref.name, now=int(time.time()))
-        return verified, known.manifest_infohash
+        return _Previous(verified, known.manifest_infohash, False)
+
+
+def _unchanged(
+    client: Client, folder: Path, key: SigningKey, previous: _Previous, content: Any
+) -> PublishResult:
+    """The folder is the latest revision already: make sure the DHT and the cache have it."""
+    m = previous.manifest.manifest
+    ref = Reference(key.public, m.name)
+    nodes = 0
+    if not previous.in_dht:  # an earlier put failed or was forgotten: put the same record
+        record = Record(m.seq, m.version, previous.infohash, previous.manifest.hash, m.created)
+        client.emit(Event("put", f"putting the record for {m.name} into the DHT again"))
+        nodes = client.network.dht_put(
+            key, ref.salt, encode_record(record), client.config.dht_timeout
+        )
+        put_index(client, key, m.name)
+    if not client.cache.snapshot_dir(key.public, m.name, m.seq).is_dir():
+        seeds = client.cache.seed_dir(content.infohash_v1, m.name, folder)
+        c_seed = SeedEntry(
+            content.infohash_v1, "content", key.public, m.name, m.seq, content.torrent_bytes, seeds
+        )
+        _keep(client, folder, c_seed, m.files, previous.manifest.data)
+    client.emit(Event("done", f"unchanged since {m.version}: no new version"))
+    return _result(ref, m, previous.infohash, previous.manifest.hash, nodes, True)
+
+
+def _keep(
+    client: Client, folder: Path, c_seed: SeedEntry, files: tuple[FileEntry, ...], signed: bytes
+) -> None:
+    """Copy the published files into the cache and serve them from there from now on.
+
+    Copies, not links: the author may edit the folder in place later (see Cache.add_blob).
+    """
+    client.emit(Event("cache", f"keeping a copy of {len(files)} files in the cache"))
+    for entry in files:
+        client.cache.add_blob(folder / entry.path, entry)
+    snapshot = client.cache.snapshot(c_seed.publisher, c_seed.name, c_seed.seq, files, signed)
+    client.cache.seed_dir(c_seed.infohash, c_seed.name, snapshot)  # same bytes, now ours
+    client.state.add_seed(c_seed)
 
 
 def put_index(client: Client, key: SigningKey, name: str) -> int:
@@ -224,7 +272,7 @@ def put_index(client: Client, key: SigningKey, name: str) -> int:
         torrent, ih = create_blob_torrent(f"{manifest_hash(data).hex()}.hubless-index", data)
         path = client.cache.root / "manifests" / f"{manifest_hash(data).hex()}.hubless-index"
         if not path.exists():
-            from ..store.files import atomic_write
+            from ..files import atomic_write
 
             atomic_write(path, data)
         client.seed_torrent(

@@ -243,11 +243,6 @@ def test_a_publisher_whose_put_failed_can_publish_again(
     assert (latest.seq, [row.version for row in latest.history]) == (3, ["v1", "v2"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publish.py: an unchanged folder returns early without putting the record, so a "
-    "revision whose put failed stays out of the DHT until `seed` republishes it",
-)
 def test_publishing_again_after_a_failed_put_puts_the_record(
     swarm: Swarm, publisher: Client, consumer: Client, v1: Path
 ) -> None:
