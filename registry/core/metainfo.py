@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 from . import bencode
-from .errors import IntegrityError, MalformedError, OversizedError
+from .errors import HostilePathError, IntegrityError, MalformedError, OversizedError
 from .manifest import Manifest
 
 MAX_METAINFO_SIZE = 64 * 1024 * 1024
@@ -46,7 +46,7 @@ def parse_metainfo(data: bytes) -> Metainfo:
     info = top.get(b"info") if isinstance(top, dict) else None
     if not isinstance(info, dict):
         raise MalformedError("torrent has no info dictionary")
-    name = _text(info.get(b"name"), "torrent name")
+    name = _segment(_text(info.get(b"name"), "torrent name"), "torrent name")
     piece_length = info.get(b"piece length")
     if not isinstance(piece_length, int) or piece_length <= 0:
         raise MalformedError("torrent piece length is missing or not positive")
@@ -64,7 +64,7 @@ def parse_metainfo(data: bytes) -> Metainfo:
         parts = entry.get(b"path")
         if not isinstance(parts, list) or not parts:
             raise MalformedError("torrent file entry has no path")
-        path = "/".join(_text(p, "torrent path segment") for p in parts)
+        path = "/".join(_segment(_text(p, "torrent path segment"), "torrent path") for p in parts)
         attr = entry.get(b"attr", b"")
         if not isinstance(attr, bytes):
             raise MalformedError("torrent file attributes are not a byte string")
@@ -72,6 +72,8 @@ def parse_metainfo(data: bytes) -> Metainfo:
             raise MalformedError(f"torrent lists {path!r} as a symbolic link")
         pad = b"p" in attr
         files.append(TorrentFile(path, _size(entry.get(b"length")), pad))
+    if len({f.path for f in files}) != len(files):
+        raise MalformedError("torrent lists the same file twice")
     return Metainfo(name, piece_length, tuple(files), infohash, False)
 
 
@@ -96,6 +98,13 @@ def _text(value: object, what: str) -> str:
         return value.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedError(f"{what} is not UTF-8") from exc
+
+
+def _segment(text: str, what: str) -> str:
+    """One path component as peers sent it: libtorrent would rewrite anything else."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
+        raise HostilePathError(f"{what} component {text[:80]!r} is not a plain name")
+    return text
 
 
 def _size(value: object) -> int:

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 from hubless.core import bencode
-from hubless.core.errors import IntegrityError, MalformedError
+from hubless.core.errors import HostilePathError, IntegrityError, MalformedError
 from hubless.core.keys import SigningKey
 from hubless.core.manifest import FileEntry, Manifest
 from hubless.core.metainfo import check_matches_manifest, parse_metainfo
@@ -79,4 +79,39 @@ def test_malformed_metadata_is_refused(data: bytes) -> None:
 def test_symlink_entries_are_refused() -> None:
     data, _ = torrent([("a.bin", 10, b"l")])
     with pytest.raises(MalformedError, match="symbolic link"):
+        parse_metainfo(data)
+
+
+@pytest.mark.parametrize(
+    "files,name",
+    [
+        ([("a/../../evil.sh", 1, b"")], b"m"),  # a '..' segment
+        ([("a/./b", 1, b"")], b"m"),  # a '.' segment
+        ([("a//b", 1, b"")], b"m"),  # an empty segment
+        ([("a.bin", 1, b"")], b"m/n"),  # a folder hidden in the root name
+        ([("a.bin", 1, b"")], b".."),
+    ],
+)
+def test_path_components_libtorrent_would_rewrite_are_refused(
+    files: list[tuple[str, int, bytes]], name: bytes
+) -> None:
+    data, _ = torrent(files, name)
+    with pytest.raises(HostilePathError):
+        parse_metainfo(data)
+
+
+def test_a_segment_holding_a_slash_is_refused() -> None:
+    info = {
+        b"name": b"m",
+        b"piece length": 16384,
+        b"pieces": b"",
+        b"files": [{b"length": 1, b"path": [b"tokenizer/vocab.txt"]}],
+    }
+    with pytest.raises(HostilePathError):
+        parse_metainfo(bencode.encode({b"info": info}))
+
+
+def test_the_same_file_twice_is_refused() -> None:
+    data, _ = torrent([("a.bin", 1, b""), ("a.bin", 1, b"")])
+    with pytest.raises(MalformedError, match="twice"):
         parse_metainfo(data)
