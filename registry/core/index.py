@@ -118,6 +118,8 @@ def encode_name_list(names: tuple[str, ...]) -> bytes:
 
 
 def decode_name_list(data: bytes, expected_hash: bytes) -> tuple[str, ...]:
+    if len(data) > MAX_INDEX_LIST_SIZE:
+        raise OversizedError(f"index list is {len(data)} bytes; the limit is {MAX_INDEX_LIST_SIZE}")
     if hashlib.sha256(data).digest() != expected_hash:
         raise IntegrityError("index list does not match the hash its record signed")
     fields = require_map(

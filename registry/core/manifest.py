@@ -333,10 +333,12 @@ def _validate_history(m: Manifest) -> None:
         raise MalformedError("manifest has a 'prev' hash but no history")
 
 
-def check_matches_record(verified: VerifiedManifest, seq: int, version: str) -> None:
+def check_matches_record(
+    verified: VerifiedManifest, seq: int, version: str, *, what: str = "the record"
+) -> None:
     """A record (or history row) and the manifest it names must agree on seq and label."""
     m = verified.manifest
     if (m.seq, m.version) != (seq, version):
         raise MalformedError(
-            f"the record names seq {seq} ({version}) but the manifest is seq {m.seq} ({m.version})"
+            f"{what} names seq {seq} ({version}) but the manifest is seq {m.seq} ({m.version})"
         )

@@ -102,6 +102,8 @@ def create_content_torrent(
             raise StoreError(f"cannot read {root / relpath}: {exc.strerror}") from exc
     if not sizes:
         raise UsageError("a content torrent needs at least one file")
+    if not any(sizes.values()):
+        raise UsageError("every file is empty: there is nothing to share")
     piece = piece_length_for(sum(sizes.values()))
     entries = [lt.create_file_entry(f"{torrent_name}/{rel}", size) for rel, size in sizes.items()]
     ct = lt.create_torrent(entries, piece, _CONTENT_FLAGS)

@@ -117,6 +117,12 @@ class Client:
         )
         self._seeding.add(entry.infohash)
 
+    def stop_seeding(self, infohash: bytes) -> None:
+        """Stop serving a torrent in this process (the seeds table keeps it for later)."""
+        if infohash in self._seeding:
+            self.network.remove(infohash)
+            self._seeding.discard(infohash)
+
     def content_torrent(self, infohash: bytes) -> bytes | None:
         return self.cache.torrent(infohash)
 

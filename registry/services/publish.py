@@ -258,8 +258,8 @@ def _keep(
     client.state.add_seed(c_seed)
 
 
-def put_index(client: Client, key: SigningKey, name: str) -> int:
-    """Add `name` to the publisher index record (or its list torrent, when names overflow)."""
+def put_index(client: Client, key: SigningKey, name: str | None = None) -> int:
+    """Put the publisher index record (or its list torrent, when names overflow), adding `name`."""
     from ..net.torrents import create_blob_torrent
 
     names = tuple(client.state.mark_published(key.public, name))

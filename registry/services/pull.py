@@ -148,6 +148,7 @@ def _download(client: Client, manifest: Manifest, needed: list[FileEntry]) -> in
             )
         )
 
+    client.stop_seeding(ih)  # a seeded copy whose blob went missing: download it afresh
     net.download(torrent, folder, file_priorities=priorities, on_progress=progress)
     try:
         net.wait_finished(ih, client.config.transfer_timeout)

@@ -12,9 +12,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import MalformedError, NetworkError, OversizedError
+from ..core.errors import IntegrityError, NetworkError, OversizedError
 from ..core.history import check_extends, choose_version
-from ..core.manifest import MAX_MANIFEST_SIZE, VerifiedManifest, verify_manifest
+from ..core.manifest import (
+    MAX_MANIFEST_SIZE,
+    VerifiedManifest,
+    check_matches_record,
+    verify_manifest,
+)
 from ..core.metainfo import parse_metainfo
 from ..core.record import KnownRecord, VerifiedRecord, check_record
 from ..core.refs import Reference
@@ -91,14 +96,11 @@ def resolve(client: Client, ref: Reference) -> Resolution:
     else:
         latest = fetch_manifest(client, ref, r.manifest_infohash, r.manifest_hash, now)
     # Also for a manifest held already: a record may name it under a newer seq (spec §8.1 5).
-    if latest.manifest.seq != r.seq or latest.manifest.version != r.version:
-        raise MalformedError(
-            f"record says seq {r.seq} ({r.version}) but the manifest is seq "
-            f"{latest.manifest.seq} ({latest.manifest.version})"
-        )
+    check_matches_record(latest, r.seq, r.version)
     if fetched:
         if known is not None:
-            check_extends(verify_manifest(known.manifest, ref.publisher, ref.name, now=now), latest)
+            held = verify_manifest(known.manifest, ref.publisher, ref.name, now=now)
+            check_extends(held, latest, known_infohash=known.manifest_infohash)
         client.state.remember(
             KnownModel(
                 ref.publisher,
@@ -131,10 +133,7 @@ def _choose(
         )
     entry = choice.entry
     target = fetch_manifest(client, ref, entry.manifest_infohash, entry.manifest_hash, now)
-    if target.manifest.seq != entry.seq or target.manifest.version != entry.version:
-        raise MalformedError(
-            f"history row for seq {entry.seq} names a manifest of another revision"
-        )
+    check_matches_record(target, entry.seq, entry.version, what="a history row")
     seed_manifest(client, target, entry.manifest_infohash)
     return Resolution(
         ref, record, latest, latest_infohash, target, entry.manifest_infohash, choice.yanked, stale
@@ -165,13 +164,17 @@ def fetch_manifest(
             f"manifest torrent {infohash.hex()} is not one file under the size limit"
         )
     folder = cache.partial_dir(infohash)
+    client.stop_seeding(infohash)  # a seeded copy whose file went missing: fetch it afresh
     net.download(torrent, folder)
     try:
         net.wait_finished(infohash, client.config.dht_timeout)
     finally:
         net.remove(infohash)
     path = folder / meta.name if meta.single_file else folder / meta.name / meta.files[0].path
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IntegrityError(f"manifest torrent {infohash.hex()} did not yield its file") from exc
     shutil.rmtree(folder, ignore_errors=True)
     verified = verify_manifest(data, ref.publisher, ref.name, now=now, expected_hash=expected_hash)
     cache.save_manifest(verified.hash, verified.data)

@@ -12,10 +12,10 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core import canonical
-from ..core.errors import HublessError
+from ..core.errors import HublessError, NetworkError, NotFoundError, UntrustedDataError
 from ..core.keys import SigningKey
 from ..core.manifest import decode_body
-from ..core.record import Record, encode_record
+from ..core.record import Record, check_record, encode_record
 from .events import Event
 
 if TYPE_CHECKING:
@@ -41,11 +41,15 @@ def seed_all(client: Client) -> int:
 
 
 def republish(client: Client, key: SigningKey) -> int:
-    """Put the latest record of every model of `key` known here again; return how many."""
+    """Put the latest record of every model of `key` known here again; return how many.
+
+    A model whose DHT record is newer than this machine's (published from another machine)
+    is left alone: putting ours would push an older release over it.
+    """
     count = 0
     for model in client.state.models(key.public):
         known = client.state.known(key.public, model.name)
-        if known is None:
+        if known is None or _dht_is_ahead(client, key, model.name, known.seq):
             continue
         record = Record(
             known.seq,
@@ -64,7 +68,7 @@ def republish(client: Client, key: SigningKey) -> int:
     if count:
         from .publish import put_index
 
-        put_index(client, key, client.state.models(key.public)[0].name)
+        put_index(client, key)
     client.emit(Event("seed", f"republished {count} records"))
     return count
 
@@ -84,6 +88,29 @@ def run(
             republish(client, key)
             next_put = time.monotonic() + republish_every
         stop.wait(1.0)
+
+
+def _dht_is_ahead(client: Client, key: SigningKey, name: str, ours: int) -> bool:
+    try:
+        item = client.network.dht_get(key.public, name.encode(), client.config.dht_timeout)
+        theirs = check_record(item, name, now=int(time.time())).record.seq
+    except NotFoundError:
+        return False  # forgotten: exactly what republishing is for
+    except UntrustedDataError:
+        return False  # junk under our key and salt: our signed record replaces it
+    except NetworkError as exc:
+        client.emit(Event("seed", f"not republishing {name}: {exc.message}"))
+        return True
+    if theirs > ours:
+        client.emit(
+            Event(
+                "seed",
+                f"the DHT has seq {theirs} of {name}, newer than seq {ours} "
+                "known here (published elsewhere?): not republishing it",
+            )
+        )
+        return True
+    return False
 
 
 def _created(manifest: bytes) -> int:

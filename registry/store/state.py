@@ -174,10 +174,11 @@ class State:
 
     # --- what this machine publishes and seeds ------------------------------------------------
 
-    def mark_published(self, publisher: PublicKey, name: str) -> list[str]:
-        """Add `name` to this publisher's models; return all of them, sorted."""
+    def mark_published(self, publisher: PublicKey, name: str | None = None) -> list[str]:
+        """Add `name` (if any) to this publisher's models; return all of them, sorted."""
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO published VALUES (?, ?)", (publisher.text, name))
+            if name is not None:
+                db.execute("INSERT OR IGNORE INTO published VALUES (?, ?)", (publisher.text, name))
             rows = db.execute(
                 "SELECT name FROM published WHERE publisher=? ORDER BY name", (publisher.text,)
             ).fetchall()
