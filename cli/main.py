@@ -359,14 +359,30 @@ def verify(folder: Path, publisher: str | None) -> None:
     "--torrent",
     "torrent_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the content .torrent here.",
+    help="Write the content .torrent here (it lists this network's DHT nodes).",
 )
 @click.option("--magnet", is_flag=True, help="Print a magnet link.")
 def export(ref: str, torrent_file: Path | None, magnet: bool) -> None:
-    """Hand a model to another BitTorrent client (v1 torrent or magnet)."""
+    """Hand a model to another BitTorrent client (v1 torrent or magnet).
+
+    Seeders are found through the DHT only, so the client must have DHT on. The .torrent
+    lists this network's DHT nodes (BEP-5 `nodes`), which aria2 bootstraps from:
+
+    \b
+      aria2c --enable-dht=true --dht-file-path=new.dat FILE.torrent
+
+    A magnet names only the infohash; aria2 ignores `x.pe` peer hints, so on a private
+    DHT name an entry point (`dht_nodes` in --json output):
+
+    \b
+      aria2c --enable-dht=true --dht-entry-point=HOST:PORT --dht-file-path=new.dat MAGNET
+
+    On a private DHT, a fresh --dht-file-path keeps aria2 from also contacting nodes it
+    saved earlier (e.g. public DHT nodes in ~/.aria2/dht.dat).
+    """
     if (torrent_file is None) == (not magnet):
         raise UsageError("choose exactly one of --torrent FILE and --magnet")
-    from hubless.services.export import export_torrent, magnet_link
+    from hubless.services.export import dht_nodes, export_torrent, magnet_link
 
     client = _app.client()
     if torrent_file is not None:
@@ -374,7 +390,7 @@ def export(ref: str, torrent_file: Path | None, magnet: bool) -> None:
         _app.renderer.result(info, f"wrote {torrent_file}")
     else:
         link = magnet_link(client, ref)
-        _app.renderer.result({"magnet": link}, link)
+        _app.renderer.result({"magnet": link, "dht_nodes": dht_nodes(client)}, link)
 
 
 # --- networks and the demo -------------------------------------------------------------------

@@ -3,6 +3,14 @@
 Content torrents are v1 with pad files (spec §5.6), which aria2, rtorrent, Transmission
 and libtorrent clients all read. The .torrent written is checked against the signed
 manifest first, so what is exported is exactly what the publisher signed.
+
+Another client finds hubless seeders only through the DHT (there are no trackers), so it
+must join the same DHT. The exported .torrent therefore lists this client's DHT bootstrap
+nodes under the BEP-5 `nodes` key, outside the info dict (the infohash is unchanged):
+aria2 bootstraps from them, so `aria2c --enable-dht=true FILE.torrent` finds a private
+DHT by itself. A magnet carries no such list that aria2 reads (aria2 1.36 reads only `xt`,
+`tr` and `dn`; it ignores `x.pe` peer hints, measured): its users name an entry point with
+`--dht-entry-point`, which `dht_nodes` reports.
 """
 
 from __future__ import annotations
@@ -11,7 +19,9 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core import bencode
 from ..core.metainfo import check_matches_manifest, parse_metainfo
+from ..net.profile import format_endpoint
 from ..store.files import atomic_write
 from .resolve import resolve
 
@@ -34,10 +44,31 @@ def content_torrent(client: Client, ref: str) -> tuple[bytes, dict[str, Any]]:
     return torrent, {**resolution.summary(), "infohash": ih.hex()}
 
 
+def dht_nodes(client: Client) -> list[str]:
+    """`host:port` of the DHT nodes another client should join to find this network's seeders."""
+    return [format_endpoint(host, port) for host, port in client.config.profile().bootstrap]
+
+
 def export_torrent(client: Client, ref: str, path: Path) -> dict[str, Any]:
+    """Write `ref`'s verified content .torrent to `path`, listing this network's DHT nodes."""
     torrent, summary = content_torrent(client, ref)
-    atomic_write(path, torrent)
-    return {**summary, "torrent": str(path)}
+    atomic_write(path, with_dht_nodes(torrent, list(client.config.profile().bootstrap)))
+    return {**summary, "torrent": str(path), "dht_nodes": dht_nodes(client)}
+
+
+def with_dht_nodes(torrent: bytes, nodes: list[tuple[str, int]]) -> bytes:
+    """`torrent` with a BEP-5 `nodes` list ([[host, port], ...]); the info dict is untouched.
+
+    The bencode codec is canonical (decode-then-encode returns the same bytes), so the
+    info dict, and with it the infohash, stays byte-for-byte what the manifest names.
+    """
+    top = bencode.decode(torrent)
+    if not isinstance(top, dict):  # parse_metainfo already checked; keeps mypy honest
+        return torrent
+    top = {k: v for k, v in top.items() if k != b"nodes"}
+    if nodes:
+        top[b"nodes"] = [[host.encode(), port] for host, port in nodes]
+    return bencode.encode(top)
 
 
 def magnet_link(client: Client, ref: str) -> str:
