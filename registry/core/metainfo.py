@@ -72,7 +72,8 @@ def parse_metainfo(data: bytes) -> Metainfo:
             raise MalformedError(f"torrent lists {path!r} as a symbolic link")
         pad = b"p" in attr
         files.append(TorrentFile(path, _size(entry.get(b"length")), pad))
-    if len({f.path for f in files}) != len(files):
+    real = [f.path for f in files if not f.pad]  # pad files repeat names: .pad/<size>
+    if len(set(real)) != len(real):
         raise MalformedError("torrent lists the same file twice")
     return Metainfo(name, piece_length, tuple(files), infohash, False)
 

@@ -115,3 +115,17 @@ def test_the_same_file_twice_is_refused() -> None:
     data, _ = torrent([("a.bin", 1, b""), ("a.bin", 1, b"")])
     with pytest.raises(MalformedError, match="twice"):
         parse_metainfo(data)
+
+
+def test_pad_files_of_equal_size_share_a_name() -> None:
+    """libtorrent names pad files `.pad/<size>`: equal-size shards repeat the name."""
+    data, _ = torrent(
+        [
+            ("a.bin", 10, b""),
+            (".pad/16374", 16374, b"p"),
+            ("b.bin", 10, b""),
+            (".pad/16374", 16374, b"p"),
+            ("c.bin", 10, b""),
+        ]
+    )
+    assert [f.path for f in parse_metainfo(data).files if not f.pad] == ["a.bin", "b.bin", "c.bin"]
