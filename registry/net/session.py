@@ -248,7 +248,8 @@ class Session:
             message = str(a.message())
             self._with_torrent(a, lambda t: setattr(t, "error", message))
         elif isinstance(a, lt.torrent_checked_alert):
-            a.handle.force_dht_announce()
+            if a.handle.is_valid():  # it may have been removed since the check began
+                a.handle.force_dht_announce()
         elif isinstance(a, lt.state_update_alert):
             self._on_status([(_ih_bytes(st.handle), st) for st in a.status])
 
@@ -290,10 +291,18 @@ class Session:
             done.future.set_result(list(done.items))
 
     def dht_get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> VerifiedItem:
-        """The highest-seq item signed by `key` under `salt`, verified by the core.
+        """The item with the highest BEP-44 seq signed by `key` under `salt`.
 
-        Raises `NotFoundError` when no valid item was found, `NetTimeoutError` when the
-        lookup did not finish in `timeout` seconds.
+        The BEP-44 seq is transport only: callers that trust a payload's own version
+        counter should use `dht_get_all` and choose by it (spec §4.1).
+        """
+        return max(self.dht_get_all(key, salt, timeout), key=lambda item: item.seq)
+
+    def dht_get_all(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[VerifiedItem]:
+        """Every distinct item the lookup met that is signed by `key` under `salt`.
+
+        Signatures are checked by the core. Raises `NotFoundError` when no valid item was
+        found, `NetTimeoutError` when the lookup did not finish in `timeout` seconds.
         """
         get = _Get(Future())
         with self._lock:
@@ -307,18 +316,17 @@ class Session:
             raise NetTimeoutError(
                 f"DHT lookup of {salt!r} did not finish in {timeout:g}s"
             ) from None
-        best: VerifiedItem | None = None
+        found: dict[bytes, VerifiedItem] = {}
         for raw in items:
             try:
                 verified = verify_item(raw, key, salt)
             except UntrustedDataError as exc:  # the final "nothing" alert lands here too
                 log.debug("dropping DHT item seq %d: %s", raw.seq, exc)
                 continue
-            if best is None or verified.seq > best.seq:
-                best = verified
-        if best is None:
+            found.setdefault(verified.signature, verified)
+        if not found:
             raise NotFoundError(f"no valid DHT item for {salt!r} under key {key.text}")
-        return best
+        return sorted(found.values(), key=lambda item: item.seq, reverse=True)
 
     def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
         """Store `payload` as the byte-string value of (key, salt); return nodes that stored it."""

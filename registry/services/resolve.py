@@ -12,7 +12,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import IntegrityError, NetworkError, OversizedError
+from ..core.bep44 import VerifiedItem
+from ..core.errors import (
+    EquivocationError,
+    IntegrityError,
+    NetworkError,
+    OversizedError,
+    UntrustedDataError,
+)
 from ..core.history import check_extends, choose_version
 from ..core.manifest import (
     MAX_MANIFEST_SIZE,
@@ -76,18 +83,15 @@ def resolve(client: Client, ref: Reference) -> Resolution:
     known = client.state.known(ref.publisher, ref.name)
     client.emit(Event("resolve", f"looking up {ref.publisher.text[:12]}…/{ref.name} in the DHT"))
     try:
-        item = client.network.dht_get(ref.publisher, ref.salt, client.config.dht_timeout)
+        items = client.network.dht_get_all(ref.publisher, ref.salt, client.config.dht_timeout)
     except NetworkError:
         if known is None:
             raise
         client.emit(Event("resolve", "no answer from the DHT; using the newest version known here"))
         latest = verify_manifest(known.manifest, ref.publisher, ref.name, now=now)
         return _choose(client, ref, None, latest, known.manifest_infohash, now, stale=True)
-    record = check_record(
-        item,
-        ref.name,
-        now=now,
-        known=KnownRecord(known.seq, known.manifest_hash) if known else None,
+    record = newest_record(
+        items, ref.name, now, KnownRecord(known.seq, known.manifest_hash) if known else None
     )
     r = record.record
     fetched = known is None or known.manifest_hash != r.manifest_hash
@@ -114,6 +118,36 @@ def resolve(client: Client, ref: Reference) -> Resolution:
         )
         seed_manifest(client, latest, r.manifest_infohash)
     return _choose(client, ref, record, latest, r.manifest_infohash, now)
+
+
+def newest_record(
+    items: list[VerifiedItem], name: str, now: int, known: KnownRecord | None
+) -> VerifiedRecord:
+    """The record with the highest own seq among the items a lookup met (spec §4.1).
+
+    Nodes may hold different items: an old one replayed with a higher BEP-44 seq must not
+    shadow the newest release. Two valid records for one seq are equivocation.
+    """
+    valid: list[VerifiedRecord] = []
+    first_error: UntrustedDataError | None = None
+    for item in items:
+        try:
+            valid.append(check_record(item, name, now=now))
+        except UntrustedDataError as exc:
+            first_error = first_error or exc
+    if not valid:
+        assert first_error is not None  # items is never empty
+        raise first_error
+    best = max(valid, key=lambda v: v.record.seq)
+    for other in valid:
+        if (
+            other.record.seq == best.record.seq
+            and other.record.manifest_hash != best.record.manifest_hash
+        ):
+            raise EquivocationError(
+                f"publisher signed two different manifests as seq {best.record.seq} of {name}"
+            )
+    return check_record(best.item, name, now=now, known=known)  # rollback against local state
 
 
 def _choose(

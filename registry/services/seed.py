@@ -15,8 +15,9 @@ from ..core import canonical
 from ..core.errors import HublessError, NetworkError, NotFoundError, UntrustedDataError
 from ..core.keys import SigningKey
 from ..core.manifest import decode_body
-from ..core.record import Record, check_record, encode_record
+from ..core.record import Record, encode_record
 from .events import Event
+from .resolve import newest_record
 
 if TYPE_CHECKING:
     from .client import Client
@@ -92,8 +93,8 @@ def run(
 
 def _dht_is_ahead(client: Client, key: SigningKey, name: str, ours: int) -> bool:
     try:
-        item = client.network.dht_get(key.public, name.encode(), client.config.dht_timeout)
-        theirs = check_record(item, name, now=int(time.time())).record.seq
+        items = client.network.dht_get_all(key.public, name.encode(), client.config.dht_timeout)
+        theirs = newest_record(items, name, int(time.time()), None).record.seq
     except NotFoundError:
         return False  # forgotten: exactly what republishing is for
     except UntrustedDataError:

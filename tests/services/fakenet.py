@@ -152,19 +152,22 @@ class FakeNetwork:
     # --- DHT ------------------------------------------------------------------------------
 
     def dht_get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> VerifiedItem:
+        return max(self.dht_get_all(key, salt, timeout), key=lambda item: item.seq)
+
+    def dht_get_all(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[VerifiedItem]:
+        """Every valid stored item: as if different nodes held different ones."""
         if self.swarm.dht_offline:
             raise NetTimeoutError(f"DHT lookup of {salt!r} did not finish in {timeout:g}s")
-        best: VerifiedItem | None = None
+        found: dict[bytes, VerifiedItem] = {}
         for raw in self.swarm.items.get((key.raw, salt), []):
             try:
                 verified = verify_item(raw, key, salt)
             except UntrustedDataError:
                 continue
-            if best is None or verified.seq > best.seq:
-                best = verified
-        if best is None:
+            found.setdefault(verified.signature, verified)
+        if not found:
             raise NotFoundError(f"no valid DHT item for {salt!r} under key {key.text}")
-        return best
+        return sorted(found.values(), key=lambda item: item.seq, reverse=True)
 
     def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
         wrap_value(payload)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from hubless.core import bencode
-from hubless.core.bep44 import sign_item
+from hubless.core.bep44 import sign_item, verify_item
 from hubless.core.errors import (
     EquivocationError,
     FutureTimestampError,
@@ -367,6 +367,11 @@ def test_future_dated_record_is_refused(
     served = serve_manifest(swarm, m, tmp_path / "forged")
     future = int(time.time()) + 3 * 24 * 3600
     swarm.inject(record_item(swarm, 2, "v2", served.infohash, served.hash, published_at=future))
+    # Beside the valid v1 record, the future-dated one is passed over ...
+    assert consumer.resolve(REF).target.manifest.version == "v1"
+    # ... and alone, it is refused.
+    swarm.forget(PUBLISHER.public, NAME.encode())
+    swarm.inject(record_item(swarm, 2, "v2", served.infohash, served.hash, published_at=future))
     before = look(consumer)
     with pytest.raises(FutureTimestampError):
         consumer.resolve(REF)
@@ -433,7 +438,8 @@ def test_manifest_of_another_model(
     publisher.publish(v1, "other", "v1", key=PUBLISHER)
     other = known(publisher, REF.__class__(PUBLISHER.public, "other"))
     assert other is not None
-    swarm.inject(record_item(swarm, 1, "v1", other.manifest_infohash, other.manifest_hash))
+    # seq 2: newer than the real v1, so it is the record chosen and its manifest is checked
+    swarm.inject(record_item(swarm, 2, "v1", other.manifest_infohash, other.manifest_hash))
     before = look(consumer)
     with pytest.raises(WrongNameError):
         consumer.resolve(REF)
@@ -708,3 +714,32 @@ def test_verify_refuses_a_folder_manifest_that_is_no_manifest(tmp_path: Path) ->
     )
     with pytest.raises(UsageError, match="not a hubless manifest"):
         verify_folder(folder)
+
+
+def test_two_records_for_one_seq_are_equivocation(
+    swarm: Swarm, publisher: Client, consumer: Client, v1: Path, tmp_path: Path
+) -> None:
+    m = next_revision(publisher)
+    served = serve_manifest(swarm, rewrite(m, seq=1, history=(), prev=None), tmp_path / "forged")
+    swarm.inject(record_item(swarm, 1, "v2", served.infohash, served.hash))
+    before = look(consumer)
+    with pytest.raises(EquivocationError):
+        consumer.resolve(REF)
+    assert_untouched(consumer, before)
+
+
+def test_an_old_record_replayed_with_a_higher_dht_seq_does_not_shadow_the_newest(
+    swarm: Swarm, publisher: Client, consumer: Client, v2: Path
+) -> None:
+    """Nodes forgot; the publisher put v2 again (BEP-44 seq 1), and someone replays the
+    old v1 item they kept, which carries a higher BEP-44 seq. The record seq decides."""
+    salt = NAME.encode()
+    stored = [
+        verify_item(raw, PUBLISHER.public, salt) for raw in swarm.stored(PUBLISHER.public, salt)
+    ]
+    v1_payload = min(stored, key=lambda item: item.seq).payload
+    v2_payload = max(stored, key=lambda item: item.seq).payload
+    swarm.forget(PUBLISHER.public, salt)
+    swarm.inject(sign_item(PUBLISHER, salt, 50, v1_payload))  # kept from many republishes ago
+    swarm.inject(sign_item(PUBLISHER, salt, 1, v2_payload))  # put again after nodes forgot
+    assert consumer.resolve(REF).target.manifest.version == "v2"
