@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import signal
 import sys
@@ -107,6 +108,8 @@ def cli(
     """
     _app.renderer = Renderer(as_json=as_json, quiet=quiet)
     _app.debug = debug
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     if listen and ":" not in listen:
         listen = f"{listen}:0"
     _app.config = Config.resolve(

@@ -14,6 +14,7 @@ yourself to choose otherwise. Nothing heavy is imported until it is used.
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from .services.resolve import Resolution
 
 __all__ = ["Client", "history", "publish", "pull", "resolve", "seed"]
+
+# A library logs; the program decides where logs go (the CLI shows them with --debug).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 _default: Client | None = None

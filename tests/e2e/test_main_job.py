@@ -36,10 +36,17 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
         stop_process(proc)
 
 
-def publish_and_seed(home: Path, testnet: RunningTestnet, model: Path, version: str,
-                     processes: list[subprocess.Popen[str]], *extra: str) -> dict[str, object]:
-    proc = cli.spawn(home, testnet, *extra, "publish", model, "--name", "tiny", "--version",
-                     version, "--seed")
+def publish_and_seed(
+    home: Path,
+    testnet: RunningTestnet,
+    model: Path,
+    version: str,
+    processes: list[subprocess.Popen[str]],
+    *extra: str,
+) -> dict[str, object]:
+    proc = cli.spawn(
+        home, testnet, *extra, "publish", model, "--name", "tiny", "--version", version, "--seed"
+    )
     processes.append(proc)
     return json.loads(read_line(proc, 120))  # type: ignore[no-any-return]
 
@@ -108,17 +115,22 @@ def test_a_killed_pull_resumes_without_fetching_again(
     assert pull.stderr is not None
     done_at_kill = 0
     for line in pull.stderr:
-        event = json.loads(line)
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"not JSON on stderr: {line!r}") from None
         if event.get("event") == "download" and event.get("total"):
             done_at_kill = int(event["done"])
-            if done_at_kill >= total // 4:
+            if done_at_kill >= total // 2:
                 break
     pull.send_signal(signal.SIGKILL)
     pull.wait(10)
-    assert done_at_kill >= total // 4, "the pull finished before it could be interrupted"
+    assert done_at_kill >= total // 2, "the pull finished before it could be interrupted"
     snapshots = list((consumer / "cache" / "models").rglob("snapshots/*"))
     assert not [s for s in snapshots if not s.name.startswith(".")], "a half pull looks finished"
 
     again = cli.run(consumer, testnet, "pull", f"{key}/tiny")
-    assert again["downloaded_bytes"] <= total - done_at_kill + (1 << 20), (again, done_at_kill)
+    # libtorrent reports a piece done once hashed, possibly before its write is flushed: a
+    # few MB reported at the kill can be missing on disk (the recheck finds what is there).
+    assert again["downloaded_bytes"] <= total - done_at_kill + (4 << 20), (again, done_at_kill)
     assert cli.run(consumer, testnet, "verify", again["path"])["ok"]
