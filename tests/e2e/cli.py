@@ -13,26 +13,44 @@ from tests.conftest import RunningTestnet
 
 
 def command(home: Path, testnet: RunningTestnet, *args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "hubless.cli", "--home", str(home), "--bootstrap",
-            testnet.bootstrap_arg, "--json", *map(str, args)]
+    return [
+        sys.executable,
+        "-m",
+        "hubless.cli",
+        "--home",
+        str(home),
+        "--bootstrap",
+        testnet.bootstrap_arg,
+        "--json",
+        *map(str, args),
+    ]
 
 
 def run(home: Path, testnet: RunningTestnet, *args: str | Path, timeout: float = 120) -> Any:
     """Run one command to completion; return its JSON result (fails the test on error)."""
-    done = subprocess.run(command(home, testnet, *args), capture_output=True, text=True,
-                          timeout=timeout, check=False, env={**os.environ})
+    done = subprocess.run(
+        command(home, testnet, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ},
+    )
     assert done.returncode == 0, f"hubless {args} exited {done.returncode}:\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_failing(home: Path, testnet: RunningTestnet, *args: str | Path) -> tuple[int, str]:
-    done = subprocess.run(command(home, testnet, *args), capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        command(home, testnet, *args), capture_output=True, text=True, timeout=120, check=False
+    )
     return done.returncode, done.stderr
 
 
-def spawn(home: Path, testnet: RunningTestnet, *args: str | Path,
-          stderr: int | None = None) -> subprocess.Popen[str]:
+def spawn(
+    home: Path, testnet: RunningTestnet, *args: str | Path, stderr: int | None = None
+) -> subprocess.Popen[str]:
     """Start a long-running command (publish --seed, pull); stdout is a text pipe."""
-    return subprocess.Popen(command(home, testnet, *args), stdout=subprocess.PIPE, stderr=stderr,
-                            text=True)
+    return subprocess.Popen(
+        command(home, testnet, *args), stdout=subprocess.PIPE, stderr=stderr, text=True
+    )

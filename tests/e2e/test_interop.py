@@ -51,20 +51,25 @@ def aria2c(target: str | Path, download_dir: Path, state_dir: Path, *extra: str)
     """An aria2c command that stays on loopback and contacts only the DHT it is told of."""
     assert ARIA2C is not None
     return [
-        ARIA2C, str(target),
+        ARIA2C,
+        str(target),
         "--no-conf=true",  # ignore the user's aria2.conf
         f"--dir={download_dir}",
         "--interface=127.0.0.1",  # binds the BT listener, the DHT socket and every connect
-        "--disable-ipv6=true", "--enable-dht6=false",
+        "--disable-ipv6=true",
+        "--enable-dht6=false",
         "--enable-dht=true",
         f"--dht-listen-port={free_port(socket.SOCK_DGRAM)}",
         f"--listen-port={free_port(socket.SOCK_STREAM)}",
         f"--dht-file-path={state_dir / 'dht.dat'}",  # never ~/.aria2/dht.dat's saved nodes
-        "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
         "--bt-exclude-tracker=*",
-        "--seed-time=0", "--file-allocation=none",
+        "--seed-time=0",
+        "--file-allocation=none",
         "--bt-stop-timeout=45",
-        "--console-log-level=warn", "--summary-interval=0",
+        "--console-log-level=warn",
+        "--summary-interval=0",
         *extra,
     ]
 
@@ -72,7 +77,8 @@ def aria2c(target: str | Path, download_dir: Path, state_dir: Path, *extra: str)
 def files_under(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -86,8 +92,9 @@ def test_aria2c_downloads_an_exported_model_by_torrent_and_by_magnet(
     assert len(published) == 4
     publisher, consumer = tmp_path / "publisher", tmp_path / "consumer"
     key = cli.run(publisher, testnet, "key", "new", "--no-passphrase")["public_key"]
-    seeding = cli.spawn(publisher, testnet, "publish", model, "--name", "tiny", "--version",
-                        "v1", "--seed")
+    seeding = cli.spawn(
+        publisher, testnet, "publish", model, "--name", "tiny", "--version", "v1", "--seed"
+    )
     processes.append(seeding)
     infohash = json.loads(read_line(seeding, 120))["content_infohash"]
     ref = f"{key}/tiny"
@@ -115,7 +122,9 @@ def test_aria2c_downloads_an_exported_model_by_torrent_and_by_magnet(
             folder.mkdir(parents=True)
         proc = subprocess.Popen(
             aria2c(target, download_dir, state_dir, *extra),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             env={**os.environ, "HOME": str(home)},
         )
         processes.append(proc)
@@ -123,8 +132,9 @@ def test_aria2c_downloads_an_exported_model_by_torrent_and_by_magnet(
 
     for name, (proc, root) in procs.items():
         try:
-            output, _ = proc.communicate(timeout=max(1.0, _DOWNLOAD_TIMEOUT -
-                                                     (time.monotonic() - started)))
+            output, _ = proc.communicate(
+                timeout=max(1.0, _DOWNLOAD_TIMEOUT - (time.monotonic() - started))
+            )
         except subprocess.TimeoutExpired:
             proc.kill()
             output, _ = proc.communicate()
@@ -142,5 +152,4 @@ def test_aria2c_downloads_an_exported_model_by_torrent_and_by_magnet(
         assert not list((root / "home").iterdir()), name
 
     digests = {p: hashlib.sha256(d).hexdigest()[:12] for p, d in published.items()}
-    print(f"aria2c fetched {digests} by torrent and magnet in "
-          f"{time.monotonic() - started:.1f}s")
+    print(f"aria2c fetched {digests} by torrent and magnet in {time.monotonic() - started:.1f}s")
