@@ -382,7 +382,7 @@ class Session:
         atp = None
         key = ih if ih is not None else _ih_bytes(ti)
         if self._resume is not None:
-            data = self._resume.load(key)
+            data = self._resume.load(key, Path(save_path))
             if data is not None:
                 try:
                     atp = lt.read_resume_data(data)
