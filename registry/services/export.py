@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import bencode
 from ..core.metainfo import check_matches_manifest, parse_metainfo
 from ..net.profile import format_endpoint
-from ..store.files import atomic_write
+from ..files import atomic_write
 from .resolve import resolve
 
 if TYPE_CHECKING:
