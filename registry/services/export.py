@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import bencode
 from ..core.metainfo import check_matches_manifest, parse_metainfo
-from ..net.profile import format_endpoint
 from ..files import atomic_write
+from ..net.profile import format_endpoint
 from .resolve import resolve
 
 if TYPE_CHECKING:
