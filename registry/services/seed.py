@@ -12,7 +12,13 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core import canonical
-from ..core.errors import HublessError, NetworkError, NotFoundError, UntrustedDataError
+from ..core.errors import (
+    EquivocationError,
+    HublessError,
+    NetworkError,
+    NotFoundError,
+    UntrustedDataError,
+)
 from ..core.keys import SigningKey
 from ..core.manifest import decode_body
 from ..core.record import Record, encode_record
@@ -97,6 +103,12 @@ def _dht_is_ahead(client: Client, key: SigningKey, name: str, ours: int) -> bool
         theirs = newest_record(items, name, int(time.time()), None).record.seq
     except NotFoundError:
         return False  # forgotten: exactly what republishing is for
+    except EquivocationError as exc:
+        # Our own key signed two records for one seq: two machines publish, or the key leaked.
+        client.emit(
+            Event("seed", f"not republishing {name}: {exc.message}; check who holds this key")
+        )
+        return True
     except UntrustedDataError:
         return False  # junk under our key and salt: our signed record replaces it
     except NetworkError as exc:

@@ -30,3 +30,16 @@ def test_republish_leaves_a_newer_release_from_another_machine_alone(
     workstation.publish(write_model(tmp_path / "m2", changed), NAME, "v2", key=PUBLISHER)
     assert republish(laptop, PUBLISHER) == 0  # the laptop only knows v1
     assert consumer.resolve(REF).target.manifest.version == "v2"
+
+
+def test_republish_stops_when_our_own_key_equivocates(
+    swarm: Swarm, publisher: Client, tmp_path: Path
+) -> None:
+    """Two records for one seq under our key: another holder of the key is publishing."""
+    from hubless.core.bep44 import sign_item
+    from hubless.core.record import Record, encode_record
+
+    publisher.publish(write_model(tmp_path / "m", V1_FILES), NAME, "v1", key=PUBLISHER)
+    rogue = Record(1, "v1", b"\x01" * 20, b"\x02" * 32, 1_700_000_000)
+    swarm.inject(sign_item(PUBLISHER, NAME.encode(), 99, encode_record(rogue)))
+    assert republish(publisher, PUBLISHER) == 0
