@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING
+
+from procs import read_line as _line
+from procs import spawn_self
+from procs import stop as _stop
 
 if TYPE_CHECKING:
     from hubless.net.session import Session
@@ -26,26 +29,7 @@ PUBLISHER_SEED = hashlib.sha256(b"hubless bench publisher").digest()
 
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-
-
-def _line(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"{proc.args!r} exited with {proc.wait()}")
-    return line.strip()
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return spawn_self(__file__, *args)
 
 
 def _session(bootstrap: str, wait: bool = True) -> Session:

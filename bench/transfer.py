@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -27,6 +26,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from procs import read_line as _line
+from procs import spawn_self
+from procs import stop as _stop
 
 if TYPE_CHECKING:
     from hubless.net.session import Session
@@ -62,26 +65,7 @@ def _generate(folder: Path, gib: float, files: int) -> list[str]:
 
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-
-
-def _line(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"{proc.args!r} exited with {proc.wait()}")
-    return line.strip()
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return spawn_self(__file__, *args)
 
 
 # --- roles run in child processes -----------------------------------------------------------

@@ -16,13 +16,12 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hubless.modelgen import make_model
 
-from tests.conftest import RunningTestnet, read_line, stop_process
+from tests.conftest import RunningTestnet, read_line
 
 from . import cli
 
@@ -31,14 +30,6 @@ pytestmark = pytest.mark.e2e
 ARIA2C = shutil.which("aria2c")
 _DOWNLOAD_TIMEOUT = 50.0  # aria2 retries a DHT lookup every 5 s: ~12 s for a .torrent,
 # ~25 s for a magnet (one lookup for the metadata, one for the files).
-
-
-@pytest.fixture()
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        stop_process(proc)
 
 
 def free_port(kind: socket.SocketKind) -> int:

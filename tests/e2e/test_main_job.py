@@ -11,13 +11,12 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hubless.modelgen import make_model, write_safetensors
 
-from tests.conftest import RunningTestnet, read_line, stop_process
+from tests.conftest import RunningTestnet, read_line
 
 from . import cli
 
@@ -26,14 +25,6 @@ pytestmark = pytest.mark.e2e
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture()
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        stop_process(proc)
 
 
 def publish_and_seed(
