@@ -50,8 +50,10 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _ms(values: list[float]) -> str:
-    return (f"p50 {1000 * statistics.median(values):7.2f} ms   p95 {1000 * _pct(values, 0.95):7.2f}"
-            f" ms   max {1000 * max(values):7.2f} ms   (n={len(values)})")
+    return (
+        f"p50 {1000 * statistics.median(values):7.2f} ms   p95 {1000 * _pct(values, 0.95):7.2f}"
+        f" ms   max {1000 * max(values):7.2f} ms   (n={len(values)})"
+    )
 
 
 # --- roles run in child processes -----------------------------------------------------------
@@ -68,8 +70,9 @@ def role_publish(bootstrap: str) -> None:
         salt, payload = line.split()
         started = time.monotonic()
         stored = session.dht_put(key, salt.encode(), payload.encode(), 10)
-        print(json.dumps({"started": started, "done": time.monotonic(), "stored": stored}),
-              flush=True)
+        print(
+            json.dumps({"started": started, "done": time.monotonic(), "stored": stored}), flush=True
+        )
     session.close()
 
 
@@ -100,8 +103,11 @@ def main() -> None:
     from hubless.core.keys import SigningKey
 
     public = SigningKey(PUBLISHER_SEED).public
-    testnet = subprocess.Popen([sys.executable, "-m", "hubless.net.testnet", "--nodes",
-                                str(args.nodes), "--json"], stdout=subprocess.PIPE, text=True)
+    testnet = subprocess.Popen(
+        [sys.executable, "-m", "hubless.net.testnet", "--nodes", str(args.nodes), "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     publisher = None
     try:
         bootstrap = ",".join(json.loads(_line(testnet))["bootstrap"])
@@ -157,8 +163,10 @@ def main() -> None:
             assert result["payload"] == salt.upper()
             cold.append(result["seconds"])
 
-        print(f"put (publisher, until the put alert)  {_ms(put_times)}   "
-              f"nodes stored: min {min(stored)}, median {statistics.median(stored):.0f}")
+        print(
+            f"put (publisher, until the put alert)  {_ms(put_times)}   "
+            f"nodes stored: min {min(stored)}, median {statistics.median(stored):.0f}"
+        )
         print(f"put → visible in another process     {_ms(visible)}")
         print(f"get, warm process                     {_ms(warm)}   target p95 <= 10 ms")
         print(f"get, fresh process (session start)   {_ms(cold)}   target p95 <= 1000 ms")

@@ -132,8 +132,7 @@ http {{
     }}
 }}
 """)
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)],
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
     for _ in range(100):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -147,8 +146,9 @@ http {{
 
 
 def _sha256(paths: list[Path]) -> None:
-    subprocess.run(["openssl", "dgst", "-sha256", *map(str, paths)], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["openssl", "dgst", "-sha256", *map(str, paths)], check=True, stdout=subprocess.DEVNULL
+    )
 
 
 CURL_ONLY: list[float] = []  # seconds of the download alone, for the record
@@ -171,21 +171,37 @@ def run_aria2(port: int, names: list[str], dst: Path) -> float:
     urls = dst.parent / "urls.txt"
     urls.write_text("".join(f"http://127.0.0.1:{port}/{n}\n" for n in names))
     start = time.perf_counter()
-    subprocess.run(["aria2c", "-q", "-x4", "-s4", "-j1", "--file-allocation=none",
-                    "--allow-overwrite=true", "--auto-file-renaming=false",
-                    "-d", str(dst), "-i", str(urls)], check=True)
+    subprocess.run(
+        [
+            "aria2c",
+            "-q",
+            "-x4",
+            "-s4",
+            "-j1",
+            "--file-allocation=none",
+            "--allow-overwrite=true",
+            "--auto-file-renaming=false",
+            "-d",
+            str(dst),
+            "-i",
+            str(urls),
+        ],
+        check=True,
+    )
     _sha256([dst / n for n in names])
     return time.perf_counter() - start
 
 
-def run_hubless(bootstrap: str, torrent: Path, src: Path, dst: Path, seeds: int,
-                work: Path) -> tuple[float, int]:
+def run_hubless(
+    bootstrap: str, torrent: Path, src: Path, dst: Path, seeds: int, work: Path
+) -> tuple[float, int]:
     seeders = [_spawn("--role", "seed", bootstrap, str(torrent), str(src)) for _ in range(seeds)]
     try:
         ports = [_line(p) for p in seeders]
         state = work / f"pull-state-{time.monotonic_ns()}"
-        puller = _spawn("--role", "pull", bootstrap, str(torrent), str(dst), str(state),
-                        ",".join(ports))
+        puller = _spawn(
+            "--role", "pull", bootstrap, str(torrent), str(dst), str(state), ",".join(ports)
+        )
         result = json.loads(_line(puller))
         puller.wait(60)
         shutil.rmtree(state, ignore_errors=True)
@@ -213,18 +229,25 @@ def main() -> None:
         t0 = time.perf_counter()
         names = _generate(src, args.gib, args.files)
         total = sum((src / n).stat().st_size for n in names)
-        print(f"generated {total / MIB:.0f} MiB in {len(names)} files "
-              f"({time.perf_counter() - t0:.1f}s)")
+        print(
+            f"generated {total / MIB:.0f} MiB in {len(names)} files "
+            f"({time.perf_counter() - t0:.1f}s)"
+        )
         t0 = time.perf_counter()
         content = create_content_torrent(src, names)
         hashing = time.perf_counter() - t0
-        print(f"content torrent: {content.piece_length // 1024} KiB pieces; hashed SHA-1 pieces "
-              f"+ per-file SHA-256 in {hashing:.2f}s ({total / MIB / hashing:.0f} MB/s)")
+        print(
+            f"content torrent: {content.piece_length // 1024} KiB pieces; hashed SHA-1 pieces "
+            f"+ per-file SHA-256 in {hashing:.2f}s ({total / MIB / hashing:.0f} MB/s)"
+        )
         torrent = work / "content.torrent"
         torrent.write_bytes(content.torrent_bytes)
 
-        testnet = subprocess.Popen([sys.executable, "-m", "hubless.net.testnet", "--nodes", "8",
-                                    "--json"], stdout=subprocess.PIPE, text=True)
+        testnet = subprocess.Popen(
+            [sys.executable, "-m", "hubless.net.testnet", "--nodes", "8", "--json"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         bootstrap = ",".join(json.loads(_line(testnet))["bootstrap"])
 
         contenders: dict[str, Callable[[Path], float]] = {}
@@ -232,9 +255,11 @@ def main() -> None:
         with nginx(work / "src" / "model", work) as port:
             contenders["curl + openssl sha256"] = lambda d: run_curl(port, names, d)
             contenders["hubless, 1 seed"] = lambda d: run_hubless(
-                bootstrap, torrent, work / "src", d, 1, work)[0]
+                bootstrap, torrent, work / "src", d, 1, work
+            )[0]
             contenders["hubless, 3 seeds"] = lambda d: run_hubless(
-                bootstrap, torrent, work / "src", d, 3, work)[0]
+                bootstrap, torrent, work / "src", d, 3, work
+            )[0]
             contenders["aria2c -x4 + openssl sha256"] = lambda d: run_aria2(port, names, d)
             for rep in range(args.reps):
                 for label, run in contenders.items():
@@ -252,8 +277,10 @@ def main() -> None:
         curl_alone = rate["(curl alone, no hashing)"]
         for seeds in ("1 seed", "3 seeds"):
             hub = rate[f"hubless, {seeds}"]
-            print(f"  ratio hubless {seeds:8s} / curl: {hub / base:.2f}   / aria2c -x4: "
-                  f"{hub / aria:.2f}   / curl alone: {hub / curl_alone:.2f}")
+            print(
+                f"  ratio hubless {seeds:8s} / curl: {hub / base:.2f}   / aria2c -x4: "
+                f"{hub / aria:.2f}   / curl alone: {hub / curl_alone:.2f}"
+            )
     finally:
         if testnet is not None:
             _stop(testnet)

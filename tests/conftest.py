@@ -64,9 +64,18 @@ def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
 def start_testnet(nodes: int = TESTNET_NODES) -> RunningTestnet:
     """Start a testnet process on free loopback ports and wait until it is serving."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hubless.net.testnet", "--json", "--nodes", str(nodes),
-         "--host", "127.0.0.1"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "hubless.net.testnet",
+            "--json",
+            "--nodes",
+            str(nodes),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         info = json.loads(read_line(proc, _STARTUP_TIMEOUT))
@@ -108,7 +117,9 @@ def spawn_python(
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        stdout=subprocess.PIPE, text=True, env=full_env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=full_env,
     )
 
 

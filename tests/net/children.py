@@ -22,15 +22,20 @@ def open_session(state_dir=None, **kw):
 """
 
 # argv: bootstrap, key seed hex, salt, payload, ...  → prints nodes that stored each put
-PUBLISH = PRELUDE + """
+PUBLISH = (
+    PRELUDE
+    + """
 with open_session() as s:
     key, salt = SigningKey(bytes.fromhex(sys.argv[2])), sys.argv[3].encode()
     for payload in sys.argv[4:]:
         print(s.dht_put(key, salt, payload.encode(), 10), flush=True)
 """
+)
 
 # argv: bootstrap, save_path, upload_limit, torrent files...  → prints "ready", then seeds
-SEED = PRELUDE + """
+SEED = (
+    PRELUDE
+    + """
 s = open_session()
 for torrent in sys.argv[4:]:
     ih = s.seed(Path(torrent).read_bytes(), sys.argv[2], upload_limit=int(sys.argv[3]))
@@ -39,11 +44,14 @@ print("ready", flush=True)
 while True:
     time.sleep(1)
 """
+)
 
 # argv: bootstrap, torrent file, save_path, state_dir, resume_interval, stop_at_fraction, mode
 # Prints progress as JSON lines; at stop_at_fraction done it closes cleanly (mode "close")
 # or keeps going and waits to be killed (mode "kill").
-DOWNLOAD = PRELUDE + """
+DOWNLOAD = (
+    PRELUDE
+    + """
 torrent, save_path, state_dir = Path(sys.argv[2]).read_bytes(), sys.argv[3], sys.argv[4]
 stop_at, mode = float(sys.argv[6]), sys.argv[7]
 s = open_session(state_dir, resume_interval=float(sys.argv[5]))
@@ -57,3 +65,4 @@ while True:
         break
     time.sleep(0.05)
 """
+)

@@ -27,8 +27,13 @@ def _salt(request: pytest.FixtureRequest) -> bytes:
 
 
 def _publish(testnet: RunningTestnet, key: SigningKey, salt: bytes, *payloads: bytes) -> list[int]:
-    out = run_python(PUBLISH, testnet.bootstrap_arg, key.seed.hex(), salt.decode(),
-                     *(p.decode() for p in payloads))
+    out = run_python(
+        PUBLISH,
+        testnet.bootstrap_arg,
+        key.seed.hex(),
+        salt.decode(),
+        *(p.decode() for p in payloads),
+    )
     return [int(line) for line in out.split()]
 
 

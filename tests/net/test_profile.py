@@ -44,8 +44,13 @@ def test_local_profile_relaxes_mainline_anti_sybil_rules_and_uses_tcp() -> None:
     lan = settings_for(NetProfile.local((("192.168.7.2", 6881),), host="192.168.7.10"))
     loopback = settings_for(NetProfile.local(LOOPBACK))
     for settings in (lan, loopback):
-        for key in ("dht_restrict_search_ips", "dht_enforce_node_id",
-                    "dht_prefer_verified_node_ids", "enable_outgoing_utp", "enable_incoming_utp"):
+        for key in (
+            "dht_restrict_search_ips",
+            "dht_enforce_node_id",
+            "dht_prefer_verified_node_ids",
+            "enable_outgoing_utp",
+            "enable_incoming_utp",
+        ):
             assert settings[key] is False, key
         assert settings["allow_multiple_connections_per_ip"] is True
         assert settings["dht_block_ratelimit"] >= 1000
@@ -89,8 +94,10 @@ def test_every_setting_name_is_one_libtorrent_knows() -> None:
 
 
 def test_building_profiles_never_loads_libtorrent() -> None:
-    code = ("import sys, hubless.net.profile as p; p.settings_for(p.NetProfile.mainline()); "
-            "assert 'libtorrent' not in sys.modules")
+    code = (
+        "import sys, hubless.net.profile as p; p.settings_for(p.NetProfile.mainline()); "
+        "assert 'libtorrent' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -126,8 +133,11 @@ def test_parse_bootstrap_refuses(text: str) -> None:
 )
 def test_loopback_violations_names_each_leak(settings: dict[str, object], problem: str) -> None:
     base: dict[str, object] = {
-        "listen_interfaces": "127.0.0.1:0", "dht_bootstrap_nodes": "",
-        "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "listen_interfaces": "127.0.0.1:0",
+        "dht_bootstrap_nodes": "",
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
     }
     found = loopback_violations({**base, **settings})
     assert len(found) == 1 and found[0].startswith(problem)

@@ -52,8 +52,10 @@ def model(tmp_path: Path) -> Path:
 
 def _reference(folder: Path, relpaths: list[str], piece: int) -> bytes:
     """The same torrent made by libtorrent's own hashing (set_piece_hashes)."""
-    entries = [lt.create_file_entry(f"{folder.name}/{rel}", (folder / rel).stat().st_size)
-               for rel in sorted(relpaths)]
+    entries = [
+        lt.create_file_entry(f"{folder.name}/{rel}", (folder / rel).stat().st_size)
+        for rel in sorted(relpaths)
+    ]
     flags = lt.create_torrent.v1_only | lt.create_torrent.canonical_files
     ct = lt.create_torrent(entries, piece, flags)
     lt.set_piece_hashes(ct, str(folder.parent))
@@ -109,7 +111,7 @@ def test_changing_one_file_changes_only_its_pieces(model: Path) -> None:
     (model / "config.json").write_bytes(b"{}" * 500)
     after = create_content_torrent(model, FILES)
     hashes = [lt.bdecode(t.torrent_bytes)[b"info"][b"pieces"] for t in (before, after)]
-    pieces = [[h[i:i + 20] for i in range(0, len(h), 20)] for h in hashes]
+    pieces = [[h[i : i + 20] for i in range(0, len(h), 20)] for h in hashes]
     changed = [i for i, (a, b) in enumerate(zip(*pieces, strict=True)) if a != b]
     assert len(changed) == 1
 

@@ -41,8 +41,14 @@ def _model(folder: Path, files: dict[str, int], seed: int = 3) -> ContentTorrent
     return create_content_torrent(folder, files)
 
 
-def _seed(spawn: Spawn, testnet: RunningTestnet, save_path: Path, torrents: list[bytes],
-          tmp: Path, upload_limit: int = 0) -> Any:
+def _seed(
+    spawn: Spawn,
+    testnet: RunningTestnet,
+    save_path: Path,
+    torrents: list[bytes],
+    tmp: Path,
+    upload_limit: int = 0,
+) -> Any:
     paths = []
     for i, data in enumerate(torrents):
         path = tmp / f"{i}.torrent"
@@ -123,8 +129,16 @@ def test_interrupted_download_resumes_without_refetching(
 
     # Periodic resume saves off for "sigkill": the killed process leaves no resume file.
     interval = "3600" if stop == "sigkill" else "1"
-    child = spawn_python(DOWNLOAD, testnet.bootstrap_arg, str(torrent_file), str(dst),
-                         str(state), interval, "0.4", "kill" if stop == "sigkill" else "close")
+    child = spawn_python(
+        DOWNLOAD,
+        testnet.bootstrap_arg,
+        str(torrent_file),
+        str(dst),
+        str(state),
+        interval,
+        "0.4",
+        "kill" if stop == "sigkill" else "close",
+    )
     done_before = 0
     while True:
         report = json.loads(read_line(child, TIMEOUT))

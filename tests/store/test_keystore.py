@@ -8,7 +8,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from hubless.core.errors import KeyStoreError, UsageError
 from hubless.store.keystore import KeyStore
 

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from hubless.core.errors import IntegrityError, StoreError
 from hubless.core.keys import SigningKey
 from hubless.core.manifest import FileEntry
@@ -42,7 +41,9 @@ def _remember_then_die(path: str) -> None:
 def test_a_crash_inside_a_transaction_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     State(path).remember(model(5))
-    child = multiprocessing.get_context("spawn").Process(target=_remember_then_die, args=(str(path),))
+    child = multiprocessing.get_context("spawn").Process(
+        target=_remember_then_die, args=(str(path),)
+    )
     child.start()
     child.join(30)
     assert child.exitcode == 9
@@ -85,7 +86,9 @@ def test_snapshots_share_unchanged_files_and_appear_whole(tmp_path: Path) -> Non
     with pytest.raises(StoreError, match="not in the cache"):
         cache.snapshot(KEY, "m", 3, missing, b"manifest-3")
     assert not cache.snapshot_dir(KEY, "m", 3).exists()  # nothing half-made is visible
-    assert not [p for p in cache.snapshot_dir(KEY, "m", 3).parent.iterdir() if p.name.startswith(".")]
+    assert not [
+        p for p in cache.snapshot_dir(KEY, "m", 3).parent.iterdir() if p.name.startswith(".")
+    ]
 
 
 def test_materialise_refuses_a_non_empty_folder(tmp_path: Path) -> None:
