@@ -8,36 +8,15 @@ ratio (bytes / model size) is printed as the peer measured in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from hubless.config import Config
 from hubless.modelgen import make_model, write_safetensors
 from hubless.net.testnet import Testnet
 from hubless.services.client import Client
-
-
-def pull(home: Path, bootstrap: list[str], ref: str) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "hubless.cli",
-        "--home",
-        str(home),
-        "--json",
-        "--quiet",
-        "--bootstrap",
-        ",".join(bootstrap),
-        "pull",
-        ref,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+from hubless.services.demo import run_cli
 
 
 def main() -> None:
@@ -55,13 +34,13 @@ def main() -> None:
             signing = publisher.keys.load(key.name, None)
             publisher.publish(model, "bench-update", "v1", key=signing)
             ref = f"{key.public.text}/bench-update"
-            first = pull(root / "consumer", net.bootstrap, ref)
+            first = run_cli(root / "consumer", net.bootstrap, "pull", ref)
             total = sum(p.stat().st_size for p in model.iterdir())
             shard = sorted(model.glob("*.safetensors"))[2]
             data = os.urandom((shard.stat().st_size - 512) // 256 * 256)  # new weights, same shape
             write_safetensors(shard, {"layers.2.weight": ("F32", (len(data) // 256, 64), data)})
             publisher.publish(model, "bench-update", "v2", key=signing)
-            second = pull(root / "consumer", net.bootstrap, ref)
+            second = run_cli(root / "consumer", net.bootstrap, "pull", ref)
         changed = shard.stat().st_size
         print(
             f"first pull: {first['downloaded_bytes']:,} bytes for a {total:,}-byte model "

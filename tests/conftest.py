@@ -8,7 +8,6 @@ in-process `Session` a test creates is checked to stay on loopback with LSD/UPnP
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -63,26 +62,10 @@ def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 def start_testnet(nodes: int = TESTNET_NODES) -> RunningTestnet:
     """Start a testnet process on free loopback ports and wait until it is serving."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hubless.net.testnet",
-            "--json",
-            "--nodes",
-            str(nodes),
-            "--host",
-            "127.0.0.1",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        info = json.loads(read_line(proc, _STARTUP_TIMEOUT))
-    except BaseException:
-        stop_process(proc)
-        raise
-    return RunningTestnet(list(info["bootstrap"]), int(info["nodes"]), proc)
+    from hubless.net.testnet import spawn_testnet
+
+    proc, bootstrap = spawn_testnet(nodes, "127.0.0.1", _STARTUP_TIMEOUT)
+    return RunningTestnet(bootstrap, nodes, proc)
 
 
 def stop_process(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:

@@ -256,7 +256,7 @@ def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
         "record format 2", "UnsupportedFormatError", bep44.sign_item(ALICE, b"tiny-llama", 3, v2)
     )
     unsorted = b"\x86" + b"".join(
-        canonical.encode(k)[0:0] + canonical.encode(k) + canonical.encode(v)
+        canonical.encode(k) + canonical.encode(v)
         for k, v in (
             ("s", 3),
             ("f", 1),

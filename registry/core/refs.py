@@ -24,17 +24,7 @@ _VERSION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._+-]*[A-Za-z0-9])?")
 
 def check_name(name: str) -> str:
     """Return `name` if it is a valid model name, else raise `InvalidReferenceError`."""
-    if not isinstance(name, str) or not name:
-        raise InvalidReferenceError("model name must be non-empty text")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidReferenceError(
-            f"model name is {len(name)} characters; at most {MAX_NAME_LENGTH} (it is the DHT salt)"
-        )
-    if not _NAME.fullmatch(name) or ".." in name:
-        raise InvalidReferenceError(
-            f"model name {name!r} may use only letters, digits, '.', '_' and '-', must start "
-            "and end with a letter or digit, and may not contain '..'"
-        )
+    _check_label(name, "model name", _NAME, MAX_NAME_LENGTH, "'.', '_' and '-'")
     if is_device_name(name):
         raise InvalidReferenceError(f"model name {name!r} is a reserved device name on Windows")
     return name
@@ -42,18 +32,22 @@ def check_name(name: str) -> str:
 
 def check_version(label: str) -> str:
     """Return `label` if it is a valid version label, else raise `InvalidReferenceError`."""
-    if not isinstance(label, str) or not label:
-        raise InvalidReferenceError("version label must be non-empty text")
-    if len(label) > MAX_VERSION_LENGTH:
+    return _check_label(
+        label, "version label", _VERSION, MAX_VERSION_LENGTH, "'.', '_', '+' and '-'"
+    )
+
+
+def _check_label(text: str, what: str, pattern: re.Pattern[str], limit: int, marks: str) -> str:
+    if not isinstance(text, str) or not text:
+        raise InvalidReferenceError(f"{what} must be non-empty text")
+    if len(text) > limit:
+        raise InvalidReferenceError(f"{what} is {len(text)} characters; at most {limit}")
+    if not pattern.fullmatch(text) or ".." in text:
         raise InvalidReferenceError(
-            f"version label is {len(label)} characters; at most {MAX_VERSION_LENGTH}"
+            f"{what} {text!r} may use only letters, digits, {marks}, must start and end with "
+            "a letter or digit, and may not contain '..'"
         )
-    if not _VERSION.fullmatch(label) or ".." in label:
-        raise InvalidReferenceError(
-            f"version label {label!r} may use only letters, digits, '.', '_', '+' and '-', "
-            "must start and end with a letter or digit, and may not contain '..'"
-        )
-    return label
+    return text
 
 
 @dataclass(frozen=True)

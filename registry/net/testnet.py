@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import select
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -160,6 +162,37 @@ class Testnet:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def spawn_testnet(
+    nodes: int = 8, host: str = "127.0.0.1", timeout: float = 60.0
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Run a testnet in a child process; return it and its bootstrap endpoints once serving."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hubless.net.testnet",
+            "--json",
+            "--nodes",
+            str(nodes),
+            "--host",
+            host,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            raise NetTimeoutError(f"the testnet did not start within {timeout:g}s")
+        return proc, list(json.loads(line)["bootstrap"])
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
 
 
 def run_testnet(

@@ -123,12 +123,6 @@ class Client:
             self.network.remove(infohash)
             self._seeding.discard(infohash)
 
-    def content_torrent(self, infohash: bytes) -> bytes | None:
-        return self.cache.torrent(infohash)
-
-    def remember_torrent(self, infohash: bytes, torrent: bytes) -> None:
-        self.cache.save_torrent(infohash, torrent)
-
     # --- the use cases ------------------------------------------------------------------------
 
     def publish(

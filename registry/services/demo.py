@@ -12,41 +12,21 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..core.errors import HublessError, NetworkError
+from ..core.errors import HublessError
 from ..modelgen import make_model
+from ..net.testnet import spawn_testnet
 from .client import Client
 from .events import Listener, ignore
 
 
 class DemoError(HublessError):
     """A demo step failed; the message says which."""
-
-
-def start_testnet(nodes: int = 8) -> tuple[subprocess.Popen[str], list[str]]:
-    """A testnet in a child process, and its bootstrap endpoints once it is up."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hubless.net.testnet", "--nodes", str(nodes), "--json"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    box: list[str] = []
-    reader = threading.Thread(
-        target=lambda: box.append(proc.stdout.readline() if proc.stdout else "")
-    )
-    reader.start()
-    reader.join(60)
-    if not box or not box[0]:
-        proc.kill()
-        raise NetworkError("the local testnet did not start within 60 s")
-    return proc, list(json.loads(box[0])["bootstrap"])
 
 
 def run_cli(home: Path, bootstrap: list[str], *args: str) -> dict[str, Any]:
@@ -73,7 +53,7 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="hubless-demo-") as scratch:
         root = workdir or Path(scratch)
         say(f"1. starting a local DHT testnet of {nodes} nodes on 127.0.0.1")
-        testnet, bootstrap = start_testnet(nodes)
+        testnet, bootstrap = spawn_testnet(nodes)
         try:
             return _demo(root, bootstrap, say, on_event)
         finally:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import bencode
-from ..core.metainfo import check_matches_manifest, parse_metainfo
 from ..files import atomic_write
 from ..net.profile import format_endpoint
+from . import pull
 from .resolve import resolve
 
 if TYPE_CHECKING:
@@ -35,13 +35,8 @@ def content_torrent(client: Client, ref: str) -> tuple[bytes, dict[str, Any]]:
 
     resolution = resolve(client, _ref(ref))
     manifest = resolution.target.manifest
-    ih = manifest.content_infohash
-    torrent = client.content_torrent(ih) or client.network.fetch_metadata(
-        ih, client.config.dht_timeout
-    )
-    check_matches_manifest(parse_metainfo(torrent), manifest)
-    client.remember_torrent(ih, torrent)
-    return torrent, {**resolution.summary(), "infohash": ih.hex()}
+    torrent, _ = pull.content_torrent(client, manifest)
+    return torrent, {**resolution.summary(), "infohash": manifest.content_infohash.hex()}
 
 
 def dht_nodes(client: Client) -> list[str]:

@@ -7,6 +7,7 @@ publisher index. Publishing an unchanged folder again makes no new version.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -193,6 +194,12 @@ def publish(
     return _result(ref, manifest, manifest_ih, digest, nodes, False)
 
 
+def record_for(verified: VerifiedManifest, manifest_infohash: bytes) -> Record:
+    """The record that names a revision: the same bytes each time it is put again."""
+    m = verified.manifest
+    return Record(m.seq, m.version, manifest_infohash, verified.hash, m.created)
+
+
 @dataclass(frozen=True)
 class _Previous:
     """The newest revision, and whether the DHT serves it (False: only this machine knows)."""
@@ -227,7 +234,7 @@ def _unchanged(
     ref = Reference(key.public, m.name)
     nodes = 0
     if not previous.in_dht:  # an earlier put failed or was forgotten: put the same record
-        record = Record(m.seq, m.version, previous.infohash, previous.manifest.hash, m.created)
+        record = record_for(previous.manifest, previous.infohash)
         client.emit(Event("put", f"putting the record for {m.name} into the DHT again"))
         nodes = client.network.dht_put(
             key, ref.salt, encode_record(record), client.config.dht_timeout
@@ -269,16 +276,13 @@ def put_index(client: Client, key: SigningKey, name: str | None = None) -> int:
         index = build_index(names, seq, now)
     except OversizedError:
         data = encode_name_list(names)
-        torrent, ih = create_blob_torrent(f"{manifest_hash(data).hex()}.hubless-index", data)
-        path = client.cache.root / "manifests" / f"{manifest_hash(data).hex()}.hubless-index"
-        if not path.exists():
-            from ..files import atomic_write
-
-            atomic_write(path, data)
+        digest = hashlib.sha256(data).digest()
+        path = client.cache.save_index_list(digest, data)
+        torrent, ih = create_blob_torrent(path.name, data)
         client.seed_torrent(
             SeedEntry(ih, "manifest", key.public, "hubless-index", seq, torrent, path.parent)
         )
-        index = IndexRecord(seq, now, list_infohash=ih, list_hash=manifest_hash(data))
+        index = IndexRecord(seq, now, list_infohash=ih, list_hash=digest)
     client.emit(Event("index", f"updating the publisher index ({len(names)} models)"))
     return client.network.dht_put(key, INDEX_SALT, encode_index(index), client.config.dht_timeout)
 

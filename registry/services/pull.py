@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import UsageError
 from ..core.manifest import FileEntry, Manifest
-from ..core.metainfo import check_matches_manifest, parse_metainfo
+from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
 from ..store.cache import materialise
 from ..store.state import SeedEntry
@@ -92,7 +92,7 @@ def pull(
             manifest.publisher, manifest.name, manifest.seq, files, resolution.target.data
         )
         ih = manifest.content_infohash
-        torrent = client.content_torrent(ih)
+        torrent = cache.torrent(ih)
         if torrent is not None:
             client.seed_torrent(
                 SeedEntry(
@@ -121,15 +121,24 @@ def pull(
     )
 
 
+def content_torrent(client: Client, manifest: Manifest) -> tuple[bytes, Metainfo]:
+    """The manifest's content .torrent (kept, or from peers), checked to list its files."""
+    ih = manifest.content_infohash
+    torrent = client.cache.torrent(ih) or client.network.fetch_metadata(
+        ih, client.config.dht_timeout
+    )
+    meta = parse_metainfo(torrent)
+    check_matches_manifest(meta, manifest)
+    client.cache.save_torrent(ih, torrent)
+    return torrent, meta
+
+
 def _download(client: Client, manifest: Manifest, needed: list[FileEntry]) -> int:
     """Fetch `needed` files of the content torrent into the cache; return payload bytes."""
     net = client.network
     ih = manifest.content_infohash
     client.emit(Event("download", f"finding peers for {manifest.name} {manifest.version}"))
-    torrent = client.content_torrent(ih) or net.fetch_metadata(ih, client.config.dht_timeout)
-    meta = parse_metainfo(torrent)
-    check_matches_manifest(meta, manifest)
-    client.remember_torrent(ih, torrent)
+    torrent, meta = content_torrent(client, manifest)
     wanted = {f.path for f in needed}
     priorities = [1 if (not f.pad and f.path in wanted) else 0 for f in meta.files]
     folder = client.cache.partial_dir(ih)

@@ -11,7 +11,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ..core import canonical
 from ..core.errors import (
     EquivocationError,
     HublessError,
@@ -20,9 +19,10 @@ from ..core.errors import (
     UntrustedDataError,
 )
 from ..core.keys import SigningKey
-from ..core.manifest import decode_body
-from ..core.record import Record, encode_record
+from ..core.manifest import verify_manifest
+from ..core.record import encode_record
 from .events import Event
+from .publish import put_index, record_for
 from .resolve import newest_record
 
 if TYPE_CHECKING:
@@ -58,13 +58,8 @@ def republish(client: Client, key: SigningKey) -> int:
         known = client.state.known(key.public, model.name)
         if known is None or _dht_is_ahead(client, key, model.name, known.seq):
             continue
-        record = Record(
-            known.seq,
-            known.version,
-            known.manifest_infohash,
-            known.manifest_hash,
-            _created(known.manifest),
-        )
+        verified = verify_manifest(known.manifest, key.public, model.name, now=int(time.time()))
+        record = record_for(verified, known.manifest_infohash)
         try:
             client.network.dht_put(
                 key, model.name.encode(), encode_record(record), client.config.dht_timeout
@@ -73,8 +68,6 @@ def republish(client: Client, key: SigningKey) -> int:
         except HublessError as exc:
             client.emit(Event("seed", f"republishing {model.name} failed: {exc.message}"))
     if count:
-        from .publish import put_index
-
         put_index(client, key)
     client.emit(Event("seed", f"republished {count} records"))
     return count
@@ -124,9 +117,3 @@ def _dht_is_ahead(client: Client, key: SigningKey, name: str, ours: int) -> bool
         )
         return True
     return False
-
-
-def _created(manifest: bytes) -> int:
-    """The creation time of a manifest this machine verified before (the record's time)."""
-    envelope = canonical.decode(manifest, what="manifest", max_size=len(manifest))
-    return decode_body(envelope["manifest"]).created

@@ -33,6 +33,7 @@ CACHEDIR_TAG = (
 )
 _FICLONE = 0x40049409  # ioctl: clone a whole file (btrfs, xfs, bcachefs)
 MANIFEST_SUFFIX = ".hubless-manifest"
+INDEX_LIST_SUFFIX = ".hubless-index"
 METADATA_DIR = ".hubless"
 
 
@@ -134,6 +135,13 @@ class Cache:
 
     def save_manifest(self, manifest_hash: bytes, data: bytes) -> Path:
         path = self.manifest_path(manifest_hash)
+        if not path.exists():
+            atomic_write(path, data)
+        return path
+
+    def save_index_list(self, digest: bytes, data: bytes) -> Path:
+        """A publisher index list, named by its SHA-256 like manifests, for seeding."""
+        path = self.root / "manifests" / (digest.hex() + INDEX_LIST_SUFFIX)
         if not path.exists():
             atomic_write(path, data)
         return path
