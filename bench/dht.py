@@ -78,11 +78,13 @@ def role_publish(bootstrap: str) -> None:
 
 def role_cold(bootstrap: str, salt: str) -> None:
     """One lookup from a fresh session; report session start→verified item."""
+    from hubless.core.bep44 import newest_valid
     from hubless.core.keys import SigningKey
 
     started = time.perf_counter()
     session = _session(bootstrap, wait=False)
-    item = session.dht_get(SigningKey(PUBLISHER_SEED).public, salt.encode(), 10)
+    public = SigningKey(PUBLISHER_SEED).public
+    item = newest_valid(session.dht_get(public, salt.encode(), 10), public, salt.encode())
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "payload": item.payload.decode()}), flush=True)
     session.close()
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=200, help="fresh-process lookups")
     args = parser.parse_args()
 
+    from hubless.core.bep44 import newest_valid
     from hubless.core.errors import NotFoundError
     from hubless.core.keys import SigningKey
 
@@ -132,7 +135,12 @@ def main() -> None:
             publisher.stdin.flush()
             while True:
                 try:
-                    if reader.dht_get(public, salt.encode(), 10).payload == payload.encode():
+                    if (
+                        newest_valid(
+                            reader.dht_get(public, salt.encode(), 10), public, salt.encode()
+                        ).payload
+                        == payload.encode()
+                    ):
                         seen = time.monotonic()
                         break
                 except NotFoundError:
@@ -149,7 +157,7 @@ def main() -> None:
         warm = []
         for salt in salts:
             started = time.perf_counter()
-            item = reader.dht_get(public, salt.encode(), 10)
+            item = newest_valid(reader.dht_get(public, salt.encode(), 10), public, salt.encode())
             warm.append(time.perf_counter() - started)
             assert item.payload == salt.upper().encode()
         reader.close()

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from hubless.config import Config
-from hubless.modelgen import make_model
+from hubless.lab.modelgen import make_model
 from hubless.net.testnet import Testnet
 from hubless.services.client import Client
 from hubless.services.events import Event

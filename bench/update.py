@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 
 from hubless.config import Config
-from hubless.modelgen import make_model, write_safetensors
+from hubless.lab.demo import run_cli
+from hubless.lab.modelgen import make_model, write_safetensors
 from hubless.net.testnet import Testnet
 from hubless.services.client import Client
-from hubless.services.demo import run_cli
 
 
 def main() -> None:

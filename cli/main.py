@@ -385,15 +385,13 @@ def export(ref: str, torrent_file: Path | None, magnet: bool) -> None:
     """
     if (torrent_file is None) == (not magnet):
         raise UsageError("choose exactly one of --torrent FILE and --magnet")
-    from hubless.services.export import dht_nodes, export_torrent, magnet_link
-
     client = _app.client()
     if torrent_file is not None:
-        info = export_torrent(client, ref, torrent_file)
+        info = client.export_torrent(ref, torrent_file)
         _app.renderer.result(info, f"wrote {torrent_file}")
     else:
-        link = magnet_link(client, ref)
-        _app.renderer.result({"magnet": link, "dht_nodes": dht_nodes(client)}, link)
+        link = client.magnet(ref)
+        _app.renderer.result({"magnet": link, "dht_nodes": client.dht_nodes()}, link)
 
 
 # --- networks and the demo -------------------------------------------------------------------
@@ -418,7 +416,7 @@ def testnet(nodes: int, port: int, host: str) -> None:
 )
 def demo(keep: Path | None) -> None:
     """Run a registry on this machine: testnet, publish two versions, pull in another process."""
-    from hubless.services.demo import run_demo
+    from hubless.lab.demo import run_demo
 
     say: Callable[[str], None] = _app.renderer.event_text
     outcome = run_demo(keep.resolve() if keep else None, say=say, on_event=lambda e: None)

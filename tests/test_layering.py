@@ -70,11 +70,13 @@ def test_only_the_network_layer_imports_libtorrent() -> None:
 
 
 def test_lower_layers_never_import_higher_ones() -> None:
+    above = ("hubless.services", "hubless.lab", "hubless.cli", "click")
     forbidden = {
-        "core": ("hubless.net", "hubless.store", "hubless.services", "hubless.cli", "click"),
-        "net": ("hubless.store", "hubless.services", "hubless.cli", "click"),
-        "store": ("hubless.net", "hubless.services", "hubless.cli", "click", "libtorrent"),
-        "services": ("hubless.cli", "click"),
+        "core": ("hubless.net", "hubless.store", *above),
+        "net": ("hubless.store", *above),
+        "store": ("hubless.net", "libtorrent", *above),
+        "services": ("hubless.lab", "hubless.cli", "click"),
+        "lab": ("hubless.cli", "click"),
     }
     for layer, bad in forbidden.items():
         for path in modules(layer):
@@ -92,3 +94,86 @@ def test_importing_the_core_does_not_load_libtorrent() -> None:
 
     code = "import hubless.core, sys; assert 'libtorrent' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# The network seam (STYLE.md §3): a use case sees only the contract. The facade that builds
+# the real network, and nothing else in services, names libtorrent's implementation.
+SERVICES_MAY_IMPORT_FROM_NET = {
+    "client.py": {"hubless.net.contract", "hubless.net.session", "hubless.net.torrents"},
+}
+
+
+def test_services_see_only_the_network_contract() -> None:
+    for path in modules("services"):
+        allowed = SERVICES_MAY_IMPORT_FROM_NET.get(path.name, {"hubless.net.contract"})
+        for name in imports_of(path):
+            if name.startswith("hubless.net"):
+                assert name in allowed, f"services/{path.name} imports {name}"
+
+
+def module_graph() -> dict[str, set[str]]:
+    """hubless module -> the hubless modules it imports, lazily or not."""
+    files = {**{_module_name(p): p for p in PACKAGE.rglob("*.py")}}
+    files.update({_module_name(p): p for p in (ROOT / "cli").rglob("*.py")})
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name in files)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1])
+                    base = f"{base}.{node.module}" if node.module else base
+                else:
+                    base = node.module or ""
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    edges.add(full if full in files else base)
+        graph[name] = {e for e in edges if e in files and e != name}
+    return graph
+
+
+def _module_name(path: Path) -> str:
+    if path.is_relative_to(PACKAGE):
+        parts = ["hubless", *path.relative_to(PACKAGE).with_suffix("").parts]
+    else:
+        parts = ["hubless", *path.relative_to(ROOT).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle in `graph` (as a path that returns to its start), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_cycles() -> None:
+    graph = module_graph()
+    assert graph["hubless.services.client"] >= {"hubless.services.context"}  # edges are seen
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_check_can_fail() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None

@@ -17,15 +17,9 @@ from .manifest import (
     sign_manifest,
     verify_manifest,
 )
-from .record import (
-    KnownRecord,
-    Record,
-    VerifiedRecord,
-    check_record,
-    encode_record,
-    verify_record,
-)
+from .record import Record, VerifiedRecord, check_record, encode_record, verify_record
 from .refs import Reference, check_name, check_version, parse_reference
+from .trust import KnownRecord, KnownState, ModelTrust, check_known, choose_record
 
 __all__ = [
     "INDEX_SALT",
@@ -33,7 +27,9 @@ __all__ = [
     "HistoryEntry",
     "IndexRecord",
     "KnownRecord",
+    "KnownState",
     "Manifest",
+    "ModelTrust",
     "PublicKey",
     "RawItem",
     "Record",
@@ -46,9 +42,11 @@ __all__ = [
     "VersionChoice",
     "build_index",
     "check_extends",
+    "check_known",
     "check_name",
     "check_record",
     "check_version",
+    "choose_record",
     "choose_version",
     "encode_record",
     "manifest_hash",

@@ -6,10 +6,18 @@ sets the BEP-44 `seq` itself, so it is transport only; hubless values carry thei
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import bencode
-from .errors import MalformedError, OversizedError, WrongNameError, WrongPublisherError
+from .errors import (
+    MalformedError,
+    NotFoundError,
+    OversizedError,
+    UntrustedDataError,
+    WrongNameError,
+    WrongPublisherError,
+)
 from .keys import PublicKey, SigningKey
 
 MAX_VALUE_SIZE = 1000
@@ -53,6 +61,12 @@ class VerifiedItem:
     payload: bytes  # the value, un-bencoded
     signature: bytes
 
+    def raw(self) -> RawItem:
+        """The item exactly as its publisher signed it: what anyone may put again (BEP-44)."""
+        return RawItem(
+            self.public_key.raw, self.salt, self.seq, bencode.encode(self.payload), self.signature
+        )
+
 
 def verify_item(item: RawItem, expected_key: PublicKey, expected_salt: bytes) -> VerifiedItem:
     """Check a DHT item's key, salt, size and signature; return its payload (spec §4.2)."""
@@ -78,3 +92,21 @@ def sign_item(key: SigningKey, salt: bytes, seq: int, payload: bytes) -> RawItem
     value = wrap_value(payload)
     signature = key.sign(signing_message(salt, seq, value))
     return RawItem(key.public.raw, salt, seq, value, signature)
+
+
+def newest_valid(items: Iterable[RawItem], key: PublicKey, salt: bytes) -> VerifiedItem:
+    """The valid item with the highest BEP-44 seq among `items` (invalid ones are dropped).
+
+    For values without their own version counter; hubless records choose by theirs instead
+    (`hubless.core.trust.choose_record`, spec §4.1). Raises `NotFoundError` when none is valid.
+    """
+    valid: list[VerifiedItem] = []
+    for item in items:
+        try:
+            valid.append(verify_item(item, key, salt))
+        except UntrustedDataError:
+            continue
+    if not valid:
+        name = salt.decode("ascii", "backslashreplace")
+        raise NotFoundError(f"no valid DHT item for {name!r} under key {key.text}")
+    return max(valid, key=lambda item: item.seq)

@@ -12,6 +12,9 @@ from .errors import MalformedError, UnsupportedFormatError
 
 INFOHASH_SIZES = (20, 32)
 SHA256_SIZE = 32
+MAX_SEQ = 2**63 - 1  # record, manifest, history and index seq (spec §4.3, §5.3)
+MAX_TIME = 2**63 - 1  # seconds since the Unix epoch
+MAX_CLOCK_SKEW = 24 * 3600  # seconds a signed time may lie in the future (spec §4.3 step 8)
 
 
 def require_map(obj: Any, what: str) -> dict[str, Any]:

@@ -21,6 +21,9 @@ from .errors import (
     RollbackError,
 )
 from .fields import (
+    MAX_CLOCK_SKEW,
+    MAX_SEQ,
+    MAX_TIME,
     SHA256_SIZE,
     check_bytes,
     check_format,
@@ -30,7 +33,6 @@ from .fields import (
     require_map,
 )
 from .keys import PublicKey
-from .record import MAX_CLOCK_SKEW
 from .refs import check_name
 
 INDEX_SALT = b"hubless:index"
@@ -50,8 +52,8 @@ class IndexRecord:
     list_hash: bytes | None = None
 
     def __post_init__(self) -> None:
-        check_int("index seq", self.seq, 0, 2**63 - 1)
-        check_int("index time", self.published_at, 0, 2**63 - 1)
+        check_int("index seq", self.seq, 0, MAX_SEQ)
+        check_int("index time", self.published_at, 0, MAX_TIME)
         if (self.names is None) == (self.list_infohash is None):
             raise MalformedError("index record holds either names or a list torrent, not both")
         if self.names is not None:

@@ -24,6 +24,9 @@ from .errors import (
     WrongPublisherError,
 )
 from .fields import (
+    MAX_CLOCK_SKEW,
+    MAX_SEQ,
+    MAX_TIME,
     SHA256_SIZE,
     check_bytes,
     check_format,
@@ -44,9 +47,6 @@ MAX_MANIFEST_SIZE = 32 * 1024 * 1024
 MAX_FILES = 200_000
 MAX_HISTORY = 100_000
 MAX_FILE_SIZE = 2**63 - 1
-MAX_SEQ = 2**63 - 1
-MAX_TIME = 2**63 - 1
-MAX_CLOCK_SKEW = 24 * 3600
 MAX_DESCRIPTION = 4096
 MAX_LICENSE = 128
 MAX_TAGS = 32

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from . import canonical
 from .bep44 import MAX_VALUE_SIZE, RawItem, VerifiedItem, verify_item, wrap_value
 from .errors import (
-    EquivocationError,
     FutureTimestampError,
     InvalidReferenceError,
     MalformedError,
-    RollbackError,
     WrongNameError,
 )
 from .fields import (
+    MAX_CLOCK_SKEW,
+    MAX_SEQ,
+    MAX_TIME,
     SHA256_SIZE,
     check_bytes,
     check_format,
@@ -33,9 +34,6 @@ from .keys import PublicKey
 from .refs import check_name, check_version
 
 RECORD_FORMAT = 1
-MAX_SEQ = 2**63 - 1
-MAX_TIME = 2**63 - 1
-MAX_CLOCK_SKEW = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -57,14 +55,6 @@ class Record:
             check_version(self.version)
         except InvalidReferenceError as exc:
             raise MalformedError(f"record version: {exc.message}") from exc
-
-
-@dataclass(frozen=True)
-class KnownRecord:
-    """What this client already saw for a model: refuse anything older (spec §8.2)."""
-
-    seq: int
-    manifest_hash: bytes
 
 
 @dataclass(frozen=True)
@@ -112,24 +102,18 @@ def decode_record(payload: bytes) -> Record:
     )
 
 
-def verify_record(
-    item: RawItem,
-    publisher: PublicKey,
-    name: str,
-    *,
-    now: int,
-    known: KnownRecord | None = None,
-) -> VerifiedRecord:
-    """Apply every rule of spec §4.3 to a DHT item, in order, and return the verified record."""
+def verify_record(item: RawItem, publisher: PublicKey, name: str, *, now: int) -> VerifiedRecord:
+    """Apply spec §4.3 steps 1-8 to a DHT item, in order, and return the verified record.
+
+    Step 9 (against what this client saw before) is `hubless.core.trust.check_known`.
+    """
     check_name(name)
     verified = verify_item(item, publisher, name.encode("ascii"))
-    return check_record(verified, name, now=now, known=known)
+    return check_record(verified, name, now=now)
 
 
-def check_record(
-    verified: VerifiedItem, name: str, *, now: int, known: KnownRecord | None = None
-) -> VerifiedRecord:
-    """The record rules of spec §4.3 after the BEP-44 item check: schema, time, seq."""
+def check_record(verified: VerifiedItem, name: str, *, now: int) -> VerifiedRecord:
+    """The record rules of spec §4.3 after the BEP-44 item check: schema and time."""
     if verified.salt != name.encode("ascii"):
         raise WrongNameError(f"DHT item is for salt {verified.salt!r}, not {name!r}")
     record = decode_record(verified.payload)
@@ -137,13 +121,4 @@ def check_record(
         raise FutureTimestampError(
             f"record for {name} is dated {record.published_at - now} s in the future"
         )
-    if known is not None:
-        if record.seq < known.seq:
-            raise RollbackError(
-                f"record for {name} has version seq {record.seq}; seq {known.seq} was seen before"
-            )
-        if record.seq == known.seq and record.manifest_hash != known.manifest_hash:
-            raise EquivocationError(
-                f"publisher signed two different manifests as seq {record.seq} of {name}"
-            )
     return VerifiedRecord(verified.public_key, name, record, verified)

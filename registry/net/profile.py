@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..core.errors import UsageError
+from .contract import Endpoint, format_endpoint
 
 Kind = Literal["mainline", "local"]
-Endpoint = tuple[str, int]
 
 #: Public routers of the mainline DHT. Only the mainline profile ever names them.
 MAINLINE_ROUTERS: tuple[Endpoint, ...] = (
@@ -132,11 +132,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def format_endpoint(host: str, port: int) -> str:
-    """`host:port`, with IPv6 addresses in brackets as libtorrent expects."""
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 def parse_bootstrap(text: str) -> tuple[Endpoint, ...]:

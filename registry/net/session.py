@@ -1,10 +1,10 @@
-"""The libtorrent session: one per process, one alert loop, DHT items and torrents.
+"""The libtorrent session: one per process, its lifecycle, one alert loop, and torrents.
 
 Every libtorrent alert is popped by one background thread and dispatched at once: DHT
-results resolve futures, torrent events set flags, resume data goes to disk. Fields are
-copied out of an alert before the next `pop_alerts()` (a kept alert object is invalid and
-reading it crashes the interpreter). BEP-44 signatures are checked by `hubless.core.bep44`,
-never taken on libtorrent's word.
+alerts go to `hubless.net.dht`, torrent events set flags, resume data goes to disk. Fields
+are copied out of an alert before the next `pop_alerts()` (a kept alert object is invalid
+and reading it crashes the interpreter). `open_session` is the one way services get a
+session: it joins the DHT and never leaves a half-made session running when that fails.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -26,19 +23,18 @@ from typing import Any
 
 import libtorrent as lt
 
-from ..core import bencode
-from ..core.bep44 import RawItem, VerifiedItem, verify_item, wrap_value
+from ..core.bep44 import RawItem
 from ..core.errors import (
     IntegrityError,
     NetTimeoutError,
     NoPeersError,
-    NotFoundError,
     StoreError,
-    UntrustedDataError,
     UsageError,
 )
 from ..core.keys import PublicKey, SigningKey
 from ..files import atomic_write
+from .contract import Progress, ProgressCallback, PutReport
+from .dht import Dht, network_id
 from .profile import NetProfile, settings_for
 from .resume import ResumeStore
 
@@ -47,29 +43,6 @@ log = logging.getLogger(__name__)
 _POLL = 0.1  # seconds between status polls while a caller waits
 _PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 _CLOSE_WAIT = 10.0  # seconds close() waits for resume data
-_DHT_STATE = "dht.state"
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot of one torrent's transfer, copied out of libtorrent."""
-
-    infohash: bytes
-    done: int  # bytes of wanted pieces verified on disk
-    wanted: int  # bytes wanted (all files, or the prioritised ones)
-    rate: float  # payload bytes per second, downloading
-    peers: int
-    finished: bool
-
-    @property
-    def eta(self) -> float | None:
-        """Seconds to go at the current rate, or None when stalled."""
-        if self.finished:
-            return 0.0
-        return (self.wanted - self.done) / self.rate if self.rate > 0 else None
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass
@@ -78,12 +51,6 @@ class _Torrent:
     on_progress: ProgressCallback | None = None
     metadata: threading.Event = field(default_factory=threading.Event)
     error: str = ""
-
-
-@dataclass
-class _Get:
-    future: Future[list[RawItem]]
-    items: list[RawItem] = field(default_factory=list)
 
 
 def _ih_bytes(handle: Any) -> bytes:
@@ -121,13 +88,16 @@ class Session:
         self._resume = ResumeStore(self._state_dir / "resume") if self._state_dir else None
         self._resume_interval = resume_interval
         self._lock = threading.Lock()
-        self._gets: dict[tuple[bytes, bytes], deque[_Get]] = {}
-        self._puts: dict[tuple[bytes, bytes], deque[Future[int]]] = {}
-        self._stats: deque[Future[int]] = deque()
+        # Routing tables are saved per network: a private profile must never contact nodes
+        # remembered from the public DHT or another private one.
+        self._dht_state = (
+            self._state_dir / "dht" / f"{network_id(profile)}.state" if self._state_dir else None
+        )
         self._torrents: dict[bytes, _Torrent] = {}
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
         self._ses: Any = lt.session(self._params())
+        self.dht = Dht(self._ses, self._lock)
         self._stopping = threading.Event()
         self._closed = False
         self._loop = threading.Thread(target=self._alert_loop, name="hubless-alerts", daemon=True)
@@ -135,8 +105,8 @@ class Session:
 
     def _params(self) -> Any:
         params: Any = None  # the stubs type .settings as settings_pack; the binding takes a dict
-        if self._state_dir is not None:
-            state = self._state_dir / _DHT_STATE
+        if self._dht_state is not None:
+            state = self._dht_state
             with contextlib.suppress(OSError):
                 data = state.read_bytes()
                 try:
@@ -174,27 +144,23 @@ class Session:
 
     def dht_node_count(self, timeout: float = 5.0) -> int:
         """Nodes in the DHT routing table right now."""
-        fut: Future[int] = Future()
-        with self._lock:
-            self._stats.append(fut)
-        self._ses.post_dht_stats()
-        try:
-            return fut.result(timeout)
-        except FutureTimeout:
-            raise NetTimeoutError("the DHT did not report its routing table") from None
+        return self.dht.node_count(timeout)
 
     def wait_for_dht(self, min_nodes: int = 1, timeout: float = 10.0) -> int:
         """Block until the routing table holds `min_nodes`; return the count."""
-        deadline = time.monotonic() + timeout
-        while True:
-            count = self.dht_node_count(max(0.5, deadline - time.monotonic()))
-            if count >= min_nodes:
-                return count
-            if time.monotonic() >= deadline:
-                raise NetTimeoutError(
-                    f"the DHT knows {count} node(s) after {timeout:g}s; {min_nodes} needed"
-                )
-            time.sleep(_POLL)
+        return self.dht.wait_for_nodes(min_nodes, timeout)
+
+    def dht_get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[RawItem]:
+        """Every distinct item a BEP-44 get met, unverified (see `hubless.net.dht`)."""
+        return self.dht.get(key, salt, timeout)
+
+    def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
+        """Sign and store `payload` under (key, salt); return how many nodes stored it."""
+        return self.dht.put(key, salt, payload, timeout)
+
+    def dht_put_signed(self, item: RawItem, timeout: float = 10.0) -> PutReport:
+        """Store an item exactly as its publisher signed it (BEP-44 re-announce)."""
+        return self.dht.put_signed(item, timeout)
 
     # --- the alert loop -----------------------------------------------------------------------
 
@@ -220,22 +186,9 @@ class Session:
                 self._request_resume(lt.save_resume_flags_t.only_if_modified)
 
     def _dispatch(self, a: Any) -> None:
-        if isinstance(a, lt.dht_mutable_item_alert):
-            self._on_item(a)
-        elif isinstance(a, lt.dht_put_alert):
-            key = (bytes(a.public_key), bytes(a.salt))
-            with self._lock:
-                waiting = self._puts.get(key)
-                fut = waiting.popleft() if waiting else None
-            if fut is not None and not fut.done():
-                fut.set_result(int(a.num_success))
-        elif isinstance(a, lt.dht_stats_alert):
-            nodes = sum(int(b["num_nodes"]) for b in a.routing_table)
-            with self._lock:
-                stats = self._stats.popleft() if self._stats else None
-            if stats is not None and not stats.done():
-                stats.set_result(nodes)
-        elif isinstance(a, lt.save_resume_data_alert):
+        if self.dht.handle(a):
+            return
+        if isinstance(a, lt.save_resume_data_alert):
             ih, data = _ih_bytes(a.handle), bytes(lt.write_resume_data_buf(a.params))
             if self._resume is not None:
                 self._resume.save(ih, data)
@@ -269,82 +222,6 @@ class Session:
                     torrent.on_progress(_status_progress(ih, st))
                 except Exception:
                     log.exception("progress callback failed")
-
-    # --- DHT ------------------------------------------------------------------------------
-
-    def _on_item(self, a: Any) -> None:
-        key, salt = bytes(a.key), bytes(a.salt)
-        item = a.item
-        raw = None
-        if isinstance(item, bytes):  # hubless values are byte strings; anything else is junk
-            raw = RawItem(key, salt, int(a.seq), bencode.encode(item), bytes(a.signature))
-        with self._lock:
-            waiting = self._gets.get((key, salt))
-            if not waiting:
-                return
-            if raw is not None:
-                for get in waiting:
-                    get.items.append(raw)
-            # Each lookup ends with exactly one authoritative alert: it answers the oldest get.
-            done = waiting.popleft() if a.authoritative else None
-        if done is not None and not done.future.done():
-            done.future.set_result(list(done.items))
-
-    def dht_get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> VerifiedItem:
-        """The item with the highest BEP-44 seq signed by `key` under `salt`.
-
-        The BEP-44 seq is transport only: callers that trust a payload's own version
-        counter should use `dht_get_all` and choose by it (spec §4.1).
-        """
-        return max(self.dht_get_all(key, salt, timeout), key=lambda item: item.seq)
-
-    def dht_get_all(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[VerifiedItem]:
-        """Every distinct item the lookup met that is signed by `key` under `salt`.
-
-        Signatures are checked by the core. Raises `NotFoundError` when no valid item was
-        found, `NetTimeoutError` when the lookup did not finish in `timeout` seconds.
-        """
-        get = _Get(Future())
-        with self._lock:
-            self._gets.setdefault((key.raw, salt), deque()).append(get)
-        self._ses.dht_get_mutable_item(key.raw, salt)
-        try:
-            items = get.future.result(timeout)
-        except FutureTimeout:
-            with self._lock, contextlib.suppress(ValueError):
-                self._gets[(key.raw, salt)].remove(get)
-            raise NetTimeoutError(
-                f"DHT lookup of {salt!r} did not finish in {timeout:g}s"
-            ) from None
-        found: dict[bytes, VerifiedItem] = {}
-        for raw in items:
-            try:
-                verified = verify_item(raw, key, salt)
-            except UntrustedDataError as exc:  # the final "nothing" alert lands here too
-                log.debug("dropping DHT item seq %d: %s", raw.seq, exc)
-                continue
-            found.setdefault(verified.signature, verified)
-        if not found:
-            raise NotFoundError(f"no valid DHT item for {salt!r} under key {key.text}")
-        return sorted(found.values(), key=lambda item: item.seq, reverse=True)
-
-    def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
-        """Store `payload` as the byte-string value of (key, salt); return nodes that stored it."""
-        wrap_value(payload)  # enforces the 1000-byte BEP-44 limit before anything is sent
-        public = key.public.raw
-        fut: Future[int] = Future()
-        with self._lock:
-            self._puts.setdefault((public, salt), deque()).append(fut)
-        self._ses.dht_put_mutable_item(key.expanded_secret, public, payload, salt)
-        try:
-            stored = fut.result(timeout)
-        except FutureTimeout:
-            with self._lock, contextlib.suppress(ValueError):
-                self._puts[(public, salt)].remove(fut)
-            stored = 0
-        if stored == 0:
-            raise NetTimeoutError(f"no DHT node stored {salt!r} within {timeout:g}s")
-        return stored
 
     # --- torrents -----------------------------------------------------------------------
 
@@ -561,11 +438,12 @@ class Session:
             self._request_resume(lt.save_resume_flags_t.flush_disk_cache)
             with self._lock:
                 self._resume_done.wait_for(lambda: self._resume_pending == 0, _CLOSE_WAIT)
-        if self._state_dir is not None:
+        if self._dht_state is not None:
             try:
                 state = self._ses.session_state(lt.save_state_flags_t.save_dht_state)
+                self._dht_state.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(
-                    self._state_dir / _DHT_STATE,
+                    self._dht_state,
                     bytes(lt.write_session_params_buf(state, lt.save_state_flags_t.save_dht_state)),
                 )
             except (OSError, RuntimeError) as exc:
@@ -583,3 +461,29 @@ def _torrent_info(torrent_bytes: bytes) -> Any:
         return lt.torrent_info(torrent_bytes)
     except (RuntimeError, TypeError) as exc:
         raise IntegrityError(f"not a valid .torrent: {exc}") from exc
+
+
+def open_session(
+    profile: NetProfile,
+    state_dir: str | Path | None = None,
+    *,
+    dht_timeout: float = 30.0,
+    min_nodes: int = 2,
+) -> Session:
+    """A session that has joined its DHT; closed again if joining fails (no session leaks).
+
+    On a private network the bootstrap nodes are added explicitly (a bootstrap entry alone
+    can leave the routing table empty, DESIGN.md) and the call waits until the routing
+    table knows `min_nodes` (libtorrent never stores items on a node it uses as a router).
+    Raises `NetTimeoutError` when the DHT cannot be joined within `dht_timeout` seconds.
+    """
+    session = Session(profile, state_dir)
+    try:
+        if profile.kind == "local" and profile.bootstrap:
+            for host, port in profile.bootstrap:
+                session.add_dht_node(host, port)
+            session.wait_for_dht(min_nodes, dht_timeout)
+    except BaseException:
+        session.close()
+        raise
+    return session

@@ -31,7 +31,8 @@ from typing import Any, TextIO, cast
 import libtorrent as lt
 
 from ..core.errors import NetTimeoutError, UsageError
-from .profile import NetProfile, format_endpoint, settings_for
+from .contract import format_endpoint
+from .profile import NetProfile, settings_for
 
 # A DHT node needs no disk or peer machinery: keep each of many nodes small.
 _NODE_SETTINGS: dict[str, int | str | bool] = {

@@ -11,15 +11,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import libtorrent as lt
 
 from ..core.errors import HostilePathError, StoreError, UsageError
+from .contract import ContentTorrent
 
 MIN_PIECE = 256 * 1024
 MAX_PIECE = 16 * 1024 * 1024
@@ -29,17 +29,6 @@ BLOB_PIECE = 16 * 1024
 _CONTENT_FLAGS = lt.create_torrent.v1_only | lt.create_torrent.canonical_files
 _READ_SIZE = 4 * 1024 * 1024
 _IN_FLIGHT = 4  # SHA-256 chunks queued ahead of the hashing thread
-
-
-@dataclass(frozen=True)
-class ContentTorrent:
-    """A content torrent and the per-file facts the manifest signs."""
-
-    torrent_bytes: bytes
-    infohash_v1: bytes
-    file_sha256: Mapping[str, bytes]
-    sizes: Mapping[str, int]
-    piece_length: int
 
 
 def piece_length_for(total_size: int) -> int:
@@ -240,3 +229,20 @@ def _torrent_files(torrent_bytes: bytes) -> list[tuple[str, int]]:
             (path[len(prefix) :] if path.startswith(prefix) else path, int(files.file_size(i)))
         )
     return out
+
+
+class LibtorrentTorrents:
+    """`hubless.net.contract.Torrents` made with libtorrent's torrent creator."""
+
+    def content_torrent(
+        self,
+        folder: Path,
+        relpaths: Sequence[str],
+        *,
+        name: str,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> ContentTorrent:
+        return create_content_torrent(folder, relpaths, name=name, on_progress=on_progress)
+
+    def blob_torrent(self, name: str, data: bytes) -> tuple[bytes, bytes]:
+        return create_blob_torrent(name, data)

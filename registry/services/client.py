@@ -1,34 +1,74 @@
-"""The Python API: one `Client` per process holds the config, the store and the network.
+"""The Python API: one `Client` per process, a thin facade over the use cases.
 
     with hubless.Client() as client:
         client.pull("KEY/tiny-llama@v1", to=Path("models/tiny-llama"))
 
-The libtorrent session starts on first use, so commands that need no network never load it.
+The client builds the `Context` every use case receives (config, store, cache, keys,
+network, events) and hands it to them. The libtorrent session starts on first use, so
+commands that need no network never load it. This module and `hubless.lab` are the only
+places above `hubless.net` that name its libtorrent implementation.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..core.errors import KeyStoreError
 from ..core.keys import SigningKey
 from ..core.refs import Reference, check_name, check_version, parse_reference
+from ..net.contract import ContentTorrent, Network, Torrents
 from ..store.cache import Cache
 from ..store.keystore import DEFAULT_KEY, KeyStore
-from ..store.state import SeedEntry, State
-from .events import Event, Listener, ignore
+from ..store.state import State
+from . import export as export_service
+from . import publish as publish_service
+from . import pull as pull_service
+from . import resolve as resolve_service
+from . import seed as seed_service
+from .context import Context
+from .events import Listener, ignore
 
 if TYPE_CHECKING:
-    from .network import Network
     from .publish import PublishResult
     from .pull import PullResult
     from .resolve import Resolution
+
+
+def _libtorrent_torrents() -> Torrents:
+    from ..net.torrents import LibtorrentTorrents
+
+    return LibtorrentTorrents()
+
+
+class _LazyTorrents:
+    """Loads libtorrent's torrent maker only when a torrent is made."""
+
+    def __init__(self) -> None:
+        self._real: Torrents | None = None
+
+    def _get(self) -> Torrents:
+        if self._real is None:
+            self._real = _libtorrent_torrents()
+        return self._real
+
+    def content_torrent(
+        self,
+        folder: Path,
+        relpaths: Sequence[str],
+        *,
+        name: str,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> ContentTorrent:
+        return self._get().content_torrent(folder, relpaths, name=name, on_progress=on_progress)
+
+    def blob_torrent(self, name: str, data: bytes) -> tuple[bytes, bytes]:
+        return self._get().blob_torrent(name, data)
 
 
 class Client:
@@ -43,45 +83,48 @@ class Client:
         passphrase_prompt: Callable[[str], str] | None = None,
     ) -> None:
         self.config = config or Config.resolve(os.environ)
-        self.keys = KeyStore(self.config.data_dir / "keys")
-        self.state = State(self.config.data_dir / "state.db")
-        self.cache = Cache(self.config.cache_dir)
-        self._network = network
-        self._on_event = on_event
+        self.ctx = Context(
+            config=self.config,
+            state=State(self.config.data_dir / "state.db"),
+            cache=Cache(self.config.cache_dir),
+            keys=KeyStore(self.config.data_dir / "keys"),
+            torrents=_LazyTorrents(),
+            network_factory=self._open_network,
+            on_event=on_event,
+            _network=network,
+        )
         self._prompt = passphrase_prompt
-        self._seeding: set[bytes] = set()
-        self._lock = threading.Lock()
 
-    # --- plumbing -----------------------------------------------------------------------------
+    def _open_network(self) -> Network:
+        from ..net.session import open_session
+
+        return open_session(
+            self.config.profile(),
+            self.config.data_dir / "session",
+            dht_timeout=self.config.dht_timeout,
+        )
+
+    # --- what the context holds, for programs and tests ---------------------------------------
+
+    @property
+    def keys(self) -> KeyStore:
+        return self.ctx.keys
+
+    @property
+    def state(self) -> State:
+        return self.ctx.state
+
+    @property
+    def cache(self) -> Cache:
+        return self.ctx.cache
 
     @property
     def network(self) -> Network:
         """The network session, started on first use."""
-        with self._lock:
-            if self._network is None:
-                from ..net.session import Session
-
-                session = Session(self.config.profile(), self.config.data_dir / "session")
-                # A bootstrap entry alone can leave the routing table empty (DESIGN.md):
-                # add the nodes explicitly and wait until the DHT knows a node beyond them
-                # (libtorrent never stores items on a node it uses as a router).
-                for host, port in self.config.bootstrap:
-                    session.add_dht_node(host, port)
-                if self.config.bootstrap:
-                    session.wait_for_dht(2, self.config.dht_timeout)
-                network: Network = session
-                self._network = network
-            return self._network
-
-    def emit(self, event: Event) -> None:
-        self._on_event(event)
+        return self.ctx.network
 
     def close(self) -> None:
-        with self._lock:
-            if self._network is not None:
-                self._network.close()
-                self._network = None
-        self.state.close()
+        self.ctx.close()
 
     def __enter__(self) -> Client:
         return self
@@ -106,23 +149,6 @@ class Client:
             passphrase = self._prompt(f"Passphrase for key {name!r}")
         return self.keys.load(name, passphrase)
 
-    def seed_torrent(self, entry: SeedEntry, *, remember: bool = True) -> None:
-        """Serve a torrent now and (unless told otherwise) again whenever `seed` runs."""
-        if remember:
-            self.state.add_seed(entry)
-        if entry.infohash in self._seeding:
-            return
-        self.network.seed(
-            entry.torrent, entry.save_path, trust_files=True, upload_limit=self.config.upload_limit
-        )
-        self._seeding.add(entry.infohash)
-
-    def stop_seeding(self, infohash: bytes) -> None:
-        """Stop serving a torrent in this process (the seeds table keeps it for later)."""
-        if infohash in self._seeding:
-            self.network.remove(infohash)
-            self._seeding.discard(infohash)
-
     # --- the use cases ------------------------------------------------------------------------
 
     def publish(
@@ -136,14 +162,13 @@ class Client:
         license: str | None = None,
         tags: tuple[str, ...] = (),
     ) -> PublishResult:
-        """Publish folder `path` as `version` of model `name`."""
-        from .publish import publish
-
+        """Publish folder `path` as `version` of model `name` (spec §8.3)."""
         check_name(name)  # bad input is reported before any passphrase is asked for
         check_version(version)
+        publish_service.check_folder(Path(path))
         signing = key if isinstance(key, SigningKey) else self.signing_key(key)
-        return publish(
-            self,
+        return publish_service.publish(
+            self.ctx,
             Path(path),
             name,
             version,
@@ -154,10 +179,8 @@ class Client:
         )
 
     def resolve(self, ref: str | Reference) -> Resolution:
-        """Verify what `KEY/NAME[@VERSION]` points at."""
-        from .resolve import resolve
-
-        return resolve(self, _ref(ref))
+        """Verify what `KEY/NAME[@VERSION]` points at (spec §8.1)."""
+        return resolve_service.resolve(self.ctx, _ref(ref))
 
     def history(self, ref: str | Reference) -> Resolution:
         """The latest revision with its full verified history (`.latest.manifest.history`)."""
@@ -172,21 +195,29 @@ class Client:
         allow_yanked: bool = False,
     ) -> PullResult:
         """Download a version (only files not cached), verify it, return where it is."""
-        from .pull import pull
-
-        return pull(
-            self,
+        return pull_service.pull(
+            self.ctx,
             _ref(ref),
             to=Path(to) if to is not None else None,
             include=include,
             allow_yanked=allow_yanked,
         )
 
+    def export_torrent(self, ref: str | Reference, path: str | Path) -> dict[str, Any]:
+        """Write `ref`'s verified content .torrent to `path` for another BitTorrent client."""
+        return export_service.export_torrent(self.ctx, _ref(ref), Path(path))
+
+    def magnet(self, ref: str | Reference) -> str:
+        """A magnet link naming `ref`'s content torrent (peers come from the DHT)."""
+        return export_service.magnet_link(self.ctx, _ref(ref))
+
+    def dht_nodes(self) -> list[str]:
+        """`host:port` of the DHT nodes another client should join to find this network."""
+        return export_service.dht_nodes(self.ctx)
+
     def seed(self, stop: threading.Event | None = None, *, key: SigningKey | None = None) -> None:
         """Serve everything this machine holds until `stop` is set (forever by default)."""
-        from .seed import run
-
-        run(self, key=key, stop=stop or threading.Event())
+        seed_service.run(self.ctx, key=key, stop=stop or threading.Event())
 
 
 def _ref(ref: str | Reference) -> Reference:

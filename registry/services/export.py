@@ -17,41 +17,38 @@ from __future__ import annotations
 
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core import bencode
+from ..core.refs import Reference
 from ..files import atomic_write
-from ..net.profile import format_endpoint
+from ..net.contract import Endpoint, format_endpoint
 from . import pull
+from .context import Context
 from .resolve import resolve
 
-if TYPE_CHECKING:
-    from .client import Client
 
-
-def content_torrent(client: Client, ref: str) -> tuple[bytes, dict[str, Any]]:
+def content_torrent(ctx: Context, ref: Reference) -> tuple[bytes, dict[str, Any]]:
     """The verified content .torrent of `ref` and a summary of what it names."""
-    from .client import _ref
-
-    resolution = resolve(client, _ref(ref))
+    resolution = resolve(ctx, ref)
     manifest = resolution.target.manifest
-    torrent, _ = pull.content_torrent(client, manifest)
+    torrent, _ = pull.content_torrent(ctx, manifest)
     return torrent, {**resolution.summary(), "infohash": manifest.content_infohash.hex()}
 
 
-def dht_nodes(client: Client) -> list[str]:
+def dht_nodes(ctx: Context) -> list[str]:
     """`host:port` of the DHT nodes another client should join to find this network's seeders."""
-    return [format_endpoint(host, port) for host, port in client.config.profile().bootstrap]
+    return [format_endpoint(host, port) for host, port in ctx.config.bootstrap]
 
 
-def export_torrent(client: Client, ref: str, path: Path) -> dict[str, Any]:
+def export_torrent(ctx: Context, ref: Reference, path: Path) -> dict[str, Any]:
     """Write `ref`'s verified content .torrent to `path`, listing this network's DHT nodes."""
-    torrent, summary = content_torrent(client, ref)
-    atomic_write(path, with_dht_nodes(torrent, list(client.config.profile().bootstrap)))
-    return {**summary, "torrent": str(path), "dht_nodes": dht_nodes(client)}
+    torrent, summary = content_torrent(ctx, ref)
+    atomic_write(path, with_dht_nodes(torrent, list(ctx.config.bootstrap)))
+    return {**summary, "torrent": str(path), "dht_nodes": dht_nodes(ctx)}
 
 
-def with_dht_nodes(torrent: bytes, nodes: list[tuple[str, int]]) -> bytes:
+def with_dht_nodes(torrent: bytes, nodes: list[Endpoint]) -> bytes:
     """`torrent` with a BEP-5 `nodes` list ([[host, port], ...]); the info dict is untouched.
 
     The bencode codec is canonical (decode-then-encode returns the same bytes), so the
@@ -66,9 +63,7 @@ def with_dht_nodes(torrent: bytes, nodes: list[tuple[str, int]]) -> bytes:
     return bencode.encode(top)
 
 
-def magnet_link(client: Client, ref: str) -> str:
+def magnet_link(ctx: Context, ref: Reference) -> str:
     """A magnet naming the content torrent by its v1 infohash; peers come from the DHT."""
-    from .client import _ref
-
-    m = resolve(client, _ref(ref)).target.manifest
+    m = resolve(ctx, ref).target.manifest
     return f"magnet:?xt=urn:btih:{m.content_infohash.hex()}&dn={urllib.parse.quote(m.name)}"

@@ -12,10 +12,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.errors import (
     HostilePathError,
+    HublessError,
+    NetworkError,
     NotFoundError,
     OversizedError,
     RollbackError,
@@ -35,11 +37,12 @@ from ..core.manifest import (
 from ..core.paths import check_paths
 from ..core.record import Record, encode_record
 from ..core.refs import Reference, check_name, check_version
+from ..core.trust import choose_record
+from ..net.contract import ContentTorrent
 from ..store.state import KnownModel, SeedEntry
+from .context import Context
 from .events import Event
-
-if TYPE_CHECKING:
-    from .client import Client
+from .resolve import resolve
 
 SKIPPED_DIRS = frozenset({".git", ".hubless", ".cache", "__pycache__"})
 
@@ -74,6 +77,12 @@ class PublishResult:
         }
 
 
+def check_folder(folder: Path) -> None:
+    """Refuse, before any passphrase or network, a path that is not a folder to publish."""
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+
+
 def list_files(folder: Path) -> list[str]:
     """Relative POSIX paths of the regular files under `folder`, checked like a manifest's."""
     if not folder.is_dir():
@@ -96,7 +105,7 @@ def list_files(folder: Path) -> list[str]:
 
 
 def publish(
-    client: Client,
+    ctx: Context,
     folder: Path,
     name: str,
     version: str,
@@ -106,14 +115,17 @@ def publish(
     license: str | None = None,
     tags: tuple[str, ...] = (),
 ) -> PublishResult:
-    """Publish `folder` as version `version` of model `name` under `key`."""
-    from ..net.torrents import create_blob_torrent, create_content_torrent
+    """Publish `folder` as version `version` of model `name` under `key` (spec §8.3).
 
+    An unchanged folder under the latest label publishes nothing; under a new label it
+    publishes a new revision with the same files (§8.3 step 4). Raises `UsageError` for a
+    label already used, and `NetworkError` subclasses when the record could not be put.
+    """
     check_name(name)
     check_version(version)
     ref = Reference(key.public, name)
     relpaths = list_files(folder)
-    previous = _previous(client, ref)
+    previous = _previous(ctx, ref)
 
     total = sum((folder / p).stat().st_size for p in relpaths)
     started = time.monotonic()
@@ -122,16 +134,19 @@ def publish(
         elapsed = time.monotonic() - started
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate else None
-        client.emit(Event("hash", f"hashing {len(relpaths)} files", done, total, rate, eta=eta))
+        ctx.emit(Event("hash", f"hashing {len(relpaths)} files", done, total, rate, eta=eta))
 
-    content = create_content_torrent(folder, relpaths, name=name, on_progress=hashed)
-    client.emit(Event("hash", f"hashed {len(relpaths)} files", total, total))
+    content = ctx.torrents.content_torrent(folder, relpaths, name=name, on_progress=hashed)
+    ctx.emit(Event("hash", f"hashed {len(relpaths)} files", total, total))
     files = tuple(FileEntry(p, content.sizes[p], content.file_sha256[p]) for p in relpaths)
 
     if previous is not None:
         prev_manifest = previous.manifest.manifest
-        if prev_manifest.content_infohash == content.infohash_v1 and prev_manifest.files == files:
-            return _unchanged(client, folder, key, previous, content)
+        same_files = (
+            prev_manifest.content_infohash == content.infohash_v1 and prev_manifest.files == files
+        )
+        if same_files and version == prev_manifest.version:
+            return _unchanged(ctx, folder, key, previous, content)
         used = {prev_manifest.version, *(row.version for row in prev_manifest.history)}
         if version in used:
             raise UsageError(
@@ -154,14 +169,14 @@ def publish(
         license=license,
         tags=tuple(sorted(set(tags))),
     )
-    client.emit(Event("sign", f"signing manifest seq {manifest.seq} ({version})"))
+    ctx.emit(Event("sign", f"signing manifest seq {manifest.seq} ({version})"))
     signed = sign_manifest(manifest, key)
     digest = manifest_hash(signed)
-    manifest_file = client.cache.save_manifest(digest, signed)
-    manifest_torrent, manifest_ih = create_blob_torrent(manifest_file.name, signed)
+    manifest_file = ctx.cache.save_manifest(digest, signed)
+    manifest_torrent, manifest_ih = ctx.torrents.blob_torrent(manifest_file.name, signed)
 
     # Serve right away from the folder just hashed; the cache copy comes after the put.
-    seeds = client.cache.seed_dir(content.infohash_v1, name, folder)
+    seeds = ctx.cache.seed_dir(content.infohash_v1, name, folder)
     m_seed = SeedEntry(
         manifest_ih,
         "manifest",
@@ -174,21 +189,21 @@ def publish(
     c_seed = SeedEntry(
         content.infohash_v1, "content", key.public, name, manifest.seq, content.torrent_bytes, seeds
     )
-    client.seed_torrent(m_seed)
-    client.seed_torrent(c_seed, remember=False)
+    ctx.seed_torrent(m_seed)
+    ctx.seed_torrent(c_seed, remember=False)
     # Remember before the put: a crash after the put must never reuse this seq (spec §8.2).
-    client.state.remember(
+    ctx.state.remember(
         KnownModel(key.public, name, manifest.seq, version, digest, manifest_ih, signed)
     )
 
     record = Record(manifest.seq, version, manifest_ih, digest, now)
-    client.emit(Event("put", f"putting the record for {name} into the DHT"))
-    nodes = client.network.dht_put(key, ref.salt, encode_record(record), client.config.dht_timeout)
-    client.emit(Event("stored", f"the record for {name} is stored on {nodes} DHT nodes"))
-    put_index(client, key, name)
+    ctx.emit(Event("put", f"putting the record for {name} into the DHT"))
+    nodes = _put_record(ctx, key, ref, record)
+    ctx.emit(Event("stored", f"the record for {name} is stored on {nodes} DHT nodes"))
+    put_index(ctx, key, name)
 
-    _keep(client, folder, c_seed, files, signed)
-    client.emit(
+    _keep(ctx, folder, c_seed, files, signed)
+    ctx.emit(
         Event("done", f"published {ref.at(version)} (seq {manifest.seq}) to {nodes} DHT nodes")
     )
     return _result(ref, manifest, manifest_ih, digest, nodes, False)
@@ -209,17 +224,15 @@ class _Previous:
     in_dht: bool
 
 
-def _previous(client: Client, ref: Reference) -> _Previous | None:
+def _previous(ctx: Context, ref: Reference) -> _Previous | None:
     """The newest verified revision of this model, from the DHT if it knows a newer one."""
-    from .resolve import resolve
-
     try:
-        resolution = resolve(client, ref)
+        resolution = resolve(ctx, ref)
         return _Previous(resolution.latest, resolution.latest_infohash, not resolution.stale)
     except (NotFoundError, RollbackError):
         # RollbackError: the DHT holds an older record than this machine signed (the put
         # failed, or nodes forgot it). Our own remembered revision is the truth (spec §8.2).
-        known = client.state.known(ref.publisher, ref.name)
+        known = ctx.state.known(ref.publisher, ref.name)
         if known is None:
             return None
         verified = verify_manifest(known.manifest, ref.publisher, ref.name, now=int(time.time()))
@@ -227,7 +240,11 @@ def _previous(client: Client, ref: Reference) -> _Previous | None:
 
 
 def _unchanged(
-    client: Client, folder: Path, key: SigningKey, previous: _Previous, content: Any
+    ctx: Context,
+    folder: Path,
+    key: SigningKey,
+    previous: _Previous,
+    content: ContentTorrent,
 ) -> PublishResult:
     """The folder is the latest revision already: make sure the DHT and the cache have it."""
     m = previous.manifest.manifest
@@ -235,56 +252,76 @@ def _unchanged(
     nodes = 0
     if not previous.in_dht:  # an earlier put failed or was forgotten: put the same record
         record = record_for(previous.manifest, previous.infohash)
-        client.emit(Event("put", f"putting the record for {m.name} into the DHT again"))
-        nodes = client.network.dht_put(
-            key, ref.salt, encode_record(record), client.config.dht_timeout
-        )
-        put_index(client, key, m.name)
-    if not client.cache.snapshot_dir(key.public, m.name, m.seq).is_dir():
-        seeds = client.cache.seed_dir(content.infohash_v1, m.name, folder)
+        ctx.emit(Event("put", f"putting the record for {m.name} into the DHT again"))
+        nodes = _put_record(ctx, key, ref, record)
+        put_index(ctx, key, m.name)
+    if not ctx.cache.snapshot_dir(key.public, m.name, m.seq).is_dir():
+        seeds = ctx.cache.seed_dir(content.infohash_v1, m.name, folder)
         c_seed = SeedEntry(
             content.infohash_v1, "content", key.public, m.name, m.seq, content.torrent_bytes, seeds
         )
-        _keep(client, folder, c_seed, m.files, previous.manifest.data)
-    client.emit(Event("done", f"unchanged since {m.version}: no new version"))
+        _keep(ctx, folder, c_seed, m.files, previous.manifest.data)
+    ctx.emit(Event("done", f"unchanged since {m.version}: no new version"))
     return _result(ref, m, previous.infohash, previous.manifest.hash, nodes, True)
 
 
 def _keep(
-    client: Client, folder: Path, c_seed: SeedEntry, files: tuple[FileEntry, ...], signed: bytes
+    ctx: Context, folder: Path, c_seed: SeedEntry, files: tuple[FileEntry, ...], signed: bytes
 ) -> None:
     """Copy the published files into the cache and serve them from there from now on.
 
     Copies, not links: the author may edit the folder in place later (see Cache.add_blob).
     """
-    client.emit(Event("cache", f"keeping a copy of {len(files)} files in the cache"))
+    ctx.emit(Event("cache", f"keeping a copy of {len(files)} files in the cache"))
     for entry in files:
-        client.cache.add_blob(folder / entry.path, entry)
-    snapshot = client.cache.snapshot(c_seed.publisher, c_seed.name, c_seed.seq, files, signed)
-    client.cache.seed_dir(c_seed.infohash, c_seed.name, snapshot)  # same bytes, now ours
-    client.state.add_seed(c_seed)
+        ctx.cache.add_blob(folder / entry.path, entry)
+    snapshot = ctx.cache.snapshot(c_seed.publisher, c_seed.name, c_seed.seq, files, signed)
+    ctx.cache.seed_dir(c_seed.infohash, c_seed.name, snapshot)  # same bytes, now ours
+    ctx.state.add_seed(c_seed)
 
 
-def put_index(client: Client, key: SigningKey, name: str | None = None) -> int:
+def _put_record(ctx: Context, key: SigningKey, ref: Reference, record: Record) -> int:
+    """Put our record; when no node stored it, say whether a concurrent publish won."""
+    try:
+        return ctx.network.dht_put(key, ref.salt, encode_record(record), ctx.config.dht_timeout)
+    except NetworkError as failed:
+        try:
+            items = ctx.network.dht_get(ref.publisher, ref.salt, ctx.config.dht_timeout)
+            theirs = choose_record(items, ref.publisher, ref.name, now=int(time.time()))
+        except HublessError:
+            raise failed from None
+        ours = (record.seq, record.manifest_hash)
+        if (
+            theirs.record.seq >= record.seq
+            and (theirs.record.seq, theirs.record.manifest_hash) != ours
+        ):
+            raise UsageError(
+                f"another publish of {ref.name} with this key put seq {theirs.record.seq} "
+                f"({theirs.record.version}) while this one was putting seq {record.seq}",
+                hint="two publishes of one model ran at once (another process, or another "
+                "machine holding this key); check `hubless history`, then publish again",
+            ) from failed
+        raise
+
+
+def put_index(ctx: Context, key: SigningKey, name: str | None = None) -> int:
     """Put the publisher index record (or its list torrent, when names overflow), adding `name`."""
-    from ..net.torrents import create_blob_torrent
-
-    names = tuple(client.state.mark_published(key.public, name))
-    seq = client.state.next_index_seq(key.public)
+    names = tuple(ctx.state.mark_published(key.public, name))
+    seq = ctx.state.next_index_seq(key.public)
     now = int(time.time())
     try:
         index = build_index(names, seq, now)
     except OversizedError:
         data = encode_name_list(names)
         digest = hashlib.sha256(data).digest()
-        path = client.cache.save_index_list(digest, data)
-        torrent, ih = create_blob_torrent(path.name, data)
-        client.seed_torrent(
+        path = ctx.cache.save_index_list(digest, data)
+        torrent, ih = ctx.torrents.blob_torrent(path.name, data)
+        ctx.seed_torrent(
             SeedEntry(ih, "manifest", key.public, "hubless-index", seq, torrent, path.parent)
         )
         index = IndexRecord(seq, now, list_infohash=ih, list_hash=digest)
-    client.emit(Event("index", f"updating the publisher index ({len(names)} models)"))
-    return client.network.dht_put(key, INDEX_SALT, encode_index(index), client.config.dht_timeout)
+    ctx.emit(Event("index", f"updating the publisher index ({len(names)} models)"))
+    return ctx.network.dht_put(key, INDEX_SALT, encode_index(index), ctx.config.dht_timeout)
 
 
 def _result(

@@ -14,20 +14,18 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.errors import UsageError
 from ..core.manifest import FileEntry, Manifest
 from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
+from ..net.contract import Progress
 from ..store.cache import materialise
 from ..store.state import SeedEntry
+from .context import Context
 from .events import Event
 from .resolve import Resolution, resolve
-
-if TYPE_CHECKING:
-    from ..net.session import Progress
-    from .client import Client
 
 
 @dataclass(frozen=True)
@@ -65,14 +63,21 @@ def select(manifest: Manifest, include: tuple[str, ...]) -> tuple[FileEntry, ...
 
 
 def pull(
-    client: Client,
+    ctx: Context,
     ref: Reference,
     *,
     to: Path | None = None,
     include: tuple[str, ...] = (),
     allow_yanked: bool = False,
 ) -> PullResult:
-    resolution = resolve(client, ref)
+    """Resolve `ref`, fetch the files not cached, verify each, return the folder (§8.4).
+
+    Everything local (`to`) is checked before any network work. Raises `UsageError` for a
+    `to` that exists and is not an empty folder, or a yanked latest version.
+    """
+    if to is not None:
+        check_target(to)
+    resolution = resolve(ctx, ref)
     if resolution.yanked is not None and ref.version is None and not allow_yanked:
         raise UsageError(
             f"the latest version of {ref.name} ({resolution.target.manifest.version}) is yanked: "
@@ -80,13 +85,13 @@ def pull(
             hint="name a version explicitly, or pass --allow-yanked",
         )
     if resolution.yanked is not None:
-        client.emit(Event("resolve", f"warning: this version is yanked: {resolution.yanked}"))
+        ctx.emit(Event("resolve", f"warning: this version is yanked: {resolution.yanked}"))
     manifest = resolution.target.manifest
     files = select(manifest, include)
-    needed = [f for f in files if not client.cache.has_blob(f)]
-    downloaded = _download(client, manifest, needed) if needed else 0
+    needed = [f for f in files if not ctx.cache.has_blob(f)]
+    downloaded = _download(ctx, manifest, needed) if needed else 0
     complete = len(files) == len(manifest.files)
-    cache = client.cache
+    cache = ctx.cache
     if complete:
         snapshot = cache.snapshot(
             manifest.publisher, manifest.name, manifest.seq, files, resolution.target.data
@@ -94,7 +99,7 @@ def pull(
         ih = manifest.content_infohash
         torrent = cache.torrent(ih)
         if torrent is not None:
-            client.seed_torrent(
+            ctx.seed_torrent(
                 SeedEntry(
                     ih,
                     "content",
@@ -115,37 +120,50 @@ def pull(
         if not path.is_dir():
             path = materialise(cache, files, path, resolution.target.data)
     fetched = sum(f.size for f in needed)
-    client.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
+    ctx.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
     return PullResult(
         path, resolution, len(files), len(needed), len(files) - len(needed), downloaded, fetched
     )
 
 
-def content_torrent(client: Client, manifest: Manifest) -> tuple[bytes, Metainfo]:
+def check_target(to: Path) -> None:
+    """`to` must be a new or empty folder whose parent can be a folder (`UsageError`)."""
+    hint = "choose a new or empty folder for --to"
+    for parent in to.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"cannot create {to}: {parent} is a file, not a folder", hint=hint)
+        if parent.is_dir():
+            break
+    if to.exists() or to.is_symlink():
+        if not to.is_dir():
+            raise UsageError(f"{to} exists and is not a folder", hint=hint)
+        if any(to.iterdir()):
+            raise UsageError(f"{to} is not empty", hint=hint)
+
+
+def content_torrent(ctx: Context, manifest: Manifest) -> tuple[bytes, Metainfo]:
     """The manifest's content .torrent (kept, or from peers), checked to list its files."""
     ih = manifest.content_infohash
-    torrent = client.cache.torrent(ih) or client.network.fetch_metadata(
-        ih, client.config.dht_timeout
-    )
+    torrent = ctx.cache.torrent(ih) or ctx.network.fetch_metadata(ih, ctx.config.dht_timeout)
     meta = parse_metainfo(torrent)
     check_matches_manifest(meta, manifest)
-    client.cache.save_torrent(ih, torrent)
+    ctx.cache.save_torrent(ih, torrent)
     return torrent, meta
 
 
-def _download(client: Client, manifest: Manifest, needed: list[FileEntry]) -> int:
+def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
     """Fetch `needed` files of the content torrent into the cache; return payload bytes."""
-    net = client.network
+    net = ctx.network
     ih = manifest.content_infohash
-    client.emit(Event("download", f"finding peers for {manifest.name} {manifest.version}"))
-    torrent, meta = content_torrent(client, manifest)
+    ctx.emit(Event("download", f"finding peers for {manifest.name} {manifest.version}"))
+    torrent, meta = content_torrent(ctx, manifest)
     wanted = {f.path for f in needed}
     priorities = [1 if (not f.pad and f.path in wanted) else 0 for f in meta.files]
-    folder = client.cache.partial_dir(ih)
+    folder = ctx.cache.partial_dir(ih)
     total = sum(f.size for f in needed)
 
     def progress(p: Progress) -> None:
-        client.emit(
+        ctx.emit(
             Event(
                 "download",
                 f"downloading {manifest.name} {manifest.version}",
@@ -157,21 +175,21 @@ def _download(client: Client, manifest: Manifest, needed: list[FileEntry]) -> in
             )
         )
 
-    client.stop_seeding(ih)  # a seeded copy whose blob went missing: download it afresh
+    ctx.stop_seeding(ih)  # a seeded copy whose blob went missing: download it afresh
     net.download(torrent, folder, file_priorities=priorities, on_progress=progress)
     try:
-        net.wait_finished(ih, client.config.transfer_timeout)
+        net.wait_finished(ih, ctx.config.transfer_timeout)
         downloaded = net.payload_downloaded(ih)
     finally:
         net.remove(ih)
-    client.emit(Event("verify", f"verifying {len(needed)} files ({total:,} bytes)", 0, total))
+    ctx.emit(Event("verify", f"verifying {len(needed)} files ({total:,} bytes)", 0, total))
     root = folder / meta.name
 
     def admit(entry: FileEntry) -> None:
-        client.cache.add_blob(root / entry.path, entry, move=True)
+        ctx.cache.add_blob(root / entry.path, entry, move=True)
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # hashlib frees the GIL: use both cores
         list(pool.map(admit, needed))
-    client.emit(Event("verify", f"verified {len(needed)} files", total, total))
+    ctx.emit(Event("verify", f"verified {len(needed)} files", total, total))
     shutil.rmtree(folder, ignore_errors=True)
     return downloaded

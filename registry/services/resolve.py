@@ -1,40 +1,33 @@
-"""Resolve `KEY/NAME[@VERSION]` to a verified manifest (spec/PROTOCOL.md §8).
+"""Resolve `KEY/NAME[@VERSION]` to a verified manifest: the I/O around `core.trust`.
 
-DHT get → record rules → manifest torrent → manifest rules → history extends what this
-machine already knew → remember the new highest seq. Every manifest this machine verified
-is kept and seeded, so each client helps serve the manifests it used.
+The DHT get, the manifest fetches and the store writes happen here; every rule they are
+checked by is `hubless.core.trust.ModelTrust` (spec/PROTOCOL.md §8.1, §8.2). Every manifest
+this machine verified is kept and seeded, so each client helps serve the manifests it used.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
-from ..core.bep44 import VerifiedItem
 from ..core.errors import (
-    EquivocationError,
-    IntegrityError,
+    HublessError,
     NetworkError,
+    NotFoundError,
     OversizedError,
-    UntrustedDataError,
+    RollbackError,
+    StoreError,
 )
-from ..core.history import check_extends, choose_version
-from ..core.manifest import (
-    MAX_MANIFEST_SIZE,
-    VerifiedManifest,
-    check_matches_record,
-    verify_manifest,
-)
+from ..core.manifest import MAX_MANIFEST_SIZE, VerifiedManifest
 from ..core.metainfo import parse_metainfo
-from ..core.record import KnownRecord, VerifiedRecord, check_record
+from ..core.record import VerifiedRecord
 from ..core.refs import Reference
+from ..core.trust import KnownState, ModelTrust
 from ..store.state import KnownModel, SeedEntry
+from .context import Context
 from .events import Event
-
-if TYPE_CHECKING:
-    from .client import Client
 
 
 @dataclass(frozen=True)
@@ -47,13 +40,21 @@ class Resolution:
     """
 
     reference: Reference
-    record: VerifiedRecord | None
-    latest: VerifiedManifest
-    latest_infohash: bytes
-    target: VerifiedManifest
-    target_infohash: bytes
+    record: VerifiedRecord | None = field(repr=False)
+    latest: VerifiedManifest = field(repr=False)
+    latest_infohash: bytes = field(repr=False)
+    target: VerifiedManifest = field(repr=False)
+    target_infohash: bytes = field(repr=False)
     yanked: str | None
     stale: bool = False
+
+    def __repr__(self) -> str:
+        m = self.target.manifest
+        return (
+            f"Resolution({self.reference.at(m.version)}, seq={m.seq}, "
+            f"latest={self.latest.manifest.version!r}, files={len(m.files)}, "
+            f"size={m.total_size}, yanked={self.yanked!r}, stale={self.stale})"
+        )
 
     def summary(self) -> dict[str, Any]:
         """Stable keys for `--json` output."""
@@ -70,6 +71,9 @@ class Resolution:
             "published_at": m.created,
             "files": len(m.files),
             "size": m.total_size,
+            "notes": m.description,
+            "license": m.license,
+            "tags": list(m.tags),
             "yanked": self.yanked,
             "latest_version": self.latest.manifest.version,
             "latest_seq": self.latest.manifest.seq,
@@ -77,153 +81,146 @@ class Resolution:
         }
 
 
-def resolve(client: Client, ref: Reference) -> Resolution:
-    """Resolve `ref` against the DHT, falling back to local knowledge only when offline."""
-    now = int(time.time())
-    known = client.state.known(ref.publisher, ref.name)
-    client.emit(Event("resolve", f"looking up {ref.publisher.text[:12]}…/{ref.name} in the DHT"))
-    try:
-        items = client.network.dht_get_all(ref.publisher, ref.salt, client.config.dht_timeout)
-    except NetworkError:
-        if known is None:
-            raise
-        client.emit(Event("resolve", "no answer from the DHT; using the newest version known here"))
-        latest = verify_manifest(known.manifest, ref.publisher, ref.name, now=now)
-        return _choose(client, ref, None, latest, known.manifest_infohash, now, stale=True)
-    record = newest_record(
-        items, ref.name, now, KnownRecord(known.seq, known.manifest_hash) if known else None
+def _known_state(ctx: Context, ref: Reference) -> KnownState | None:
+    known = ctx.state.known(ref.publisher, ref.name)
+    if known is None:
+        return None
+    return KnownState(
+        known.seq, known.version, known.manifest_hash, known.manifest_infohash, known.manifest
     )
+
+
+def resolve(ctx: Context, ref: Reference) -> Resolution:
+    """Resolve `ref` against the DHT, falling back to local knowledge only when offline.
+
+    Raises `NotFoundError` (no record), `NetTimeoutError`, and every `UntrustedDataError`
+    of spec §8.1; a failure leaves known state unchanged.
+    """
+    trust = ModelTrust(ref.publisher, ref.name, now=int(time.time()), known=_known_state(ctx, ref))
+    ctx.emit(Event("resolve", f"looking up {ref.publisher.text[:12]}…/{ref.name} in the DHT"))
+    try:
+        items = ctx.network.dht_get(ref.publisher, ref.salt, ctx.config.dht_timeout)
+        if not items:
+            raise NotFoundError(
+                f"no DHT record for model {ref.name!r} under key {ref.publisher.text}"
+            )
+    except NetworkError:
+        if trust.known is None:
+            raise
+        ctx.emit(Event("resolve", "no answer from the DHT; using the newest version known here"))
+        latest = trust.offline()
+        return _choose(ctx, ref, trust, None, latest, stale=True)
+    try:
+        record = trust.update_record(items)
+    except RollbackError as exc:
+        if _ours(ctx, ref):
+            exc.hint = (
+                "this machine published a newer version with this key than the DHT holds: "
+                "its put may have failed or been forgotten; `hubless seed --key NAME` or the "
+                "next publish puts it again"
+            )
+        raise
     r = record.record
-    fetched = known is None or known.manifest_hash != r.manifest_hash
-    if known is not None and not fetched:
-        latest = verify_manifest(known.manifest, ref.publisher, ref.name, now=now)
-    else:
-        latest = fetch_manifest(client, ref, r.manifest_infohash, r.manifest_hash, now)
-    # Also for a manifest held already: a record may name it under a newer seq (spec §8.1 5).
-    check_matches_record(latest, r.seq, r.version)
-    if fetched:
-        if known is not None:
-            held = verify_manifest(known.manifest, ref.publisher, ref.name, now=now)
-            check_extends(held, latest, known_infohash=known.manifest_infohash)
-        client.state.remember(
+    data = None
+    if trust.needs_manifest:
+        data = fetch_manifest(ctx, ref, r.manifest_infohash, r.manifest_hash, trust.now)
+    latest = trust.update_latest(data)
+    new = trust.to_remember
+    if new is not None:
+        ctx.state.remember(
             KnownModel(
                 ref.publisher,
                 ref.name,
-                r.seq,
-                r.version,
-                latest.hash,
-                r.manifest_infohash,
-                latest.data,
+                new.seq,
+                new.version,
+                new.manifest_hash,
+                new.manifest_infohash,
+                new.manifest,
             )
         )
-        seed_manifest(client, latest, r.manifest_infohash)
-    return _choose(client, ref, record, latest, r.manifest_infohash, now)
+        seed_manifest(ctx, latest, r.manifest_infohash)
+    return _choose(ctx, ref, trust, record, latest)
 
 
-def newest_record(
-    items: list[VerifiedItem], name: str, now: int, known: KnownRecord | None
-) -> VerifiedRecord:
-    """The record with the highest own seq among the items a lookup met (spec §4.1).
-
-    Nodes may hold different items: an old one replayed with a higher BEP-44 seq must not
-    shadow the newest release. Two valid records for one seq are equivocation.
-    """
-    valid: list[VerifiedRecord] = []
-    first_error: UntrustedDataError | None = None
-    for item in items:
-        try:
-            valid.append(check_record(item, name, now=now))
-        except UntrustedDataError as exc:
-            first_error = first_error or exc
-    if not valid:
-        assert first_error is not None  # items is never empty
-        raise first_error
-    best = max(valid, key=lambda v: v.record.seq)
-    for other in valid:
-        if (
-            other.record.seq == best.record.seq
-            and other.record.manifest_hash != best.record.manifest_hash
-        ):
-            raise EquivocationError(
-                f"publisher signed two different manifests as seq {best.record.seq} of {name}"
-            )
-    return check_record(best.item, name, now=now, known=known)  # rollback against local state
+def _ours(ctx: Context, ref: Reference) -> bool:
+    """Whether a key on this machine signs for `ref`'s publisher."""
+    try:
+        return any(info.public == ref.publisher for info in ctx.keys.list())
+    except HublessError:
+        return False
 
 
 def _choose(
-    client: Client,
+    ctx: Context,
     ref: Reference,
+    trust: ModelTrust,
     record: VerifiedRecord | None,
     latest: VerifiedManifest,
-    latest_infohash: bytes,
-    now: int,
     *,
     stale: bool = False,
 ) -> Resolution:
-    choice = choose_version(latest.manifest, ref.version)
+    assert trust.latest_infohash is not None
+    latest_ih = trust.latest_infohash
+    choice = trust.choose(ref.version)
     if choice.entry is None:
-        return Resolution(
-            ref, record, latest, latest_infohash, latest, latest_infohash, choice.yanked, stale
-        )
-    entry = choice.entry
-    target = fetch_manifest(client, ref, entry.manifest_infohash, entry.manifest_hash, now)
-    check_matches_record(target, entry.seq, entry.version, what="a history row")
-    seed_manifest(client, target, entry.manifest_infohash)
+        return Resolution(ref, record, latest, latest_ih, latest, latest_ih, choice.yanked, stale)
+    row = choice.entry
+    data = fetch_manifest(ctx, ref, row.manifest_infohash, row.manifest_hash, trust.now)
+    target = trust.update_target(row, data)
+    seed_manifest(ctx, target, row.manifest_infohash)
     return Resolution(
-        ref, record, latest, latest_infohash, target, entry.manifest_infohash, choice.yanked, stale
+        ref, record, latest, latest_ih, target, row.manifest_infohash, choice.yanked, stale
     )
 
 
 def fetch_manifest(
-    client: Client, ref: Reference, infohash: bytes, expected_hash: bytes, now: int
-) -> VerifiedManifest:
-    """A signed manifest by its torrent's infohash, verified against the hash that names it.
+    ctx: Context, ref: Reference, infohash: bytes, expected_hash: bytes, now: int
+) -> bytes:
+    """The bytes of a signed manifest, from the cache (by hash) or by its torrent's infohash.
 
-    The caller seeds it (`seed_manifest`) only once every rule of spec §8.1 passed: a
-    refused manifest must not be served, nor enter the seeds table that `seed` restarts.
+    Nothing is verified here beyond the torrent's shape: the caller hands the bytes to
+    `ModelTrust`, and seeds the manifest (`seed_manifest`) only once every rule passed.
+    Raises `OversizedError` for a torrent that is not one small file, `StoreError` when the
+    finished download's file cannot be read, and the network's errors.
     """
-    cache = client.cache
-    cached = cache.manifest_path(expected_hash)
+    cached = ctx.cache.manifest_path(expected_hash)
     if cached.exists():
-        verified = verify_manifest(
-            cached.read_bytes(), ref.publisher, ref.name, now=now, expected_hash=expected_hash
-        )
-        return verified
-    client.emit(Event("fetch-manifest", f"fetching manifest {infohash.hex()[:16]}…"))
-    net = client.network
-    torrent = net.fetch_metadata(infohash, client.config.dht_timeout)
+        return cached.read_bytes()
+    ctx.emit(Event("fetch-manifest", f"fetching manifest {infohash.hex()[:16]}…"))
+    net = ctx.network
+    torrent = net.fetch_metadata(infohash, ctx.config.dht_timeout)
     meta = parse_metainfo(torrent)
     if meta.total_size > MAX_MANIFEST_SIZE or len(meta.files) != 1:
         raise OversizedError(
             f"manifest torrent {infohash.hex()} is not one file under the size limit"
         )
-    folder = cache.partial_dir(infohash)
-    client.stop_seeding(infohash)  # a seeded copy whose file went missing: fetch it afresh
+    folder = ctx.cache.partial_dir(infohash)
+    ctx.stop_seeding(infohash)  # a seeded copy whose file went missing: fetch it afresh
     net.download(torrent, folder)
     try:
-        net.wait_finished(infohash, client.config.dht_timeout)
+        net.wait_finished(infohash, ctx.config.dht_timeout)
     finally:
         net.remove(infohash)
     path = folder / meta.name if meta.single_file else folder / meta.name / meta.files[0].path
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise IntegrityError(f"manifest torrent {infohash.hex()} did not yield its file") from exc
+        raise StoreError(
+            f"the download of manifest torrent {infohash.hex()} finished but its file "
+            f"{path} cannot be read: {exc.strerror}",
+            hint="another process using this home may have removed it; try again",
+        ) from exc
     shutil.rmtree(folder, ignore_errors=True)
-    verified = verify_manifest(data, ref.publisher, ref.name, now=now, expected_hash=expected_hash)
-    cache.save_manifest(verified.hash, verified.data)
-    return verified
+    return data
 
 
-def seed_manifest(client: Client, verified: VerifiedManifest, infohash: bytes) -> None:
-    """Serve a verified manifest as its (deterministic) manifest torrent, if ours matches."""
-    from ..net.torrents import create_blob_torrent
-
-    path = client.cache.save_manifest(verified.hash, verified.data)
-    torrent, ours = create_blob_torrent(path.name, verified.data)
+def seed_manifest(ctx: Context, verified: VerifiedManifest, infohash: bytes) -> None:
+    """Keep a verified manifest and serve it as its (deterministic) manifest torrent."""
+    path = ctx.cache.save_manifest(verified.hash, verified.data)
+    torrent, ours = ctx.torrents.blob_torrent(path.name, verified.data)
     if ours != infohash:
         return  # made by another tool with another layout: we cannot serve that infohash
     m = verified.manifest
-    client.seed_torrent(
+    ctx.seed_torrent(
         SeedEntry(infohash, "manifest", m.publisher, m.name, m.seq, torrent, path.parent)
     )

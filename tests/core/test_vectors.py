@@ -14,8 +14,9 @@ from hubless.core.history import check_extends
 from hubless.core.index import INDEX_SALT, decode_index, verify_index
 from hubless.core.keys import PublicKey, SigningKey
 from hubless.core.manifest import encode_body, sign_manifest, verify_manifest
-from hubless.core.record import KnownRecord, decode_record, verify_record
+from hubless.core.record import decode_record, verify_record
 from hubless.core.refs import parse_reference
+from hubless.core.trust import KnownRecord, check_known
 
 from tests import vectors
 
@@ -126,15 +127,17 @@ def check_invalid(case: dict[str, Any]) -> None:
     publisher = PublicKey(bytes.fromhex(case["expect_publisher"]))
     if case["kind"] == "record":
         known = case.get("known")
-        verify_record(
-            raw_item(case["item"]),
-            publisher,
-            case["expect_name"],
-            now=case["now"],
-            known=KnownRecord(known["seq"], bytes.fromhex(known["manifest_hash"]))
-            if known
-            else None,
+        verified = verify_record(
+            raw_item(case["item"]), publisher, case["expect_name"], now=case["now"]
         )
+        if known:
+            r = verified.record
+            check_known(
+                r.seq,
+                r.manifest_hash,
+                KnownRecord(known["seq"], bytes.fromhex(known["manifest_hash"])),
+                case["expect_name"],
+            )
         return
     expected = case.get("expected_hash")
     new = verify_manifest(

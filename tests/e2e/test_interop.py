@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hubless.modelgen import make_model
+from hubless.lab.modelgen import make_model
 
 from tests.conftest import RunningTestnet, read_line
 

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hubless.modelgen import make_model, write_safetensors
+from hubless.lab.modelgen import make_model, write_safetensors
 
 from tests.conftest import RunningTestnet, read_line
 
@@ -87,7 +87,7 @@ def test_publish_pull_update_history_and_older_versions(
     assert cli.run(consumer, testnet, "verify", tmp_path / "v1-copy")["ok"]
 
     # Publishing the same folder again makes no new version.
-    again = cli.run(publisher, testnet, "publish", model, "--name", "tiny", "--version", "v3")
+    again = cli.run(publisher, testnet, "publish", model, "--name", "tiny", "--version", "v2")
     assert again["unchanged"] and again["seq"] == 2
 
 

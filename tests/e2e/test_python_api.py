@@ -16,7 +16,7 @@ PUBLISHER = """
 import json, sys, time
 from pathlib import Path
 import hubless
-from hubless.modelgen import make_model
+from hubless.lab.modelgen import make_model
 make_model(Path(sys.argv[1]), seed=5, size=1 << 20, shards=2)
 client = hubless._client()
 client.keys.create("default", None)

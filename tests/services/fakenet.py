@@ -5,9 +5,9 @@ gets its own `FakeNetwork` view of it (its own torrents, byte counters and seeds
 publisher and a consumer in one test behave like two machines.
 
 DHT: a slot per (public key, salt) holds every item ever stored there. `dht_get` answers
-like `hubless.net.session.Session.dht_get`: every item is checked with the core's
-`verify_item`, invalid ones are dropped, the highest BEP-44 seq wins, `NotFoundError` when
-nothing is valid. `dht_put` signs like libtorrent's binding: BEP-44 seq = highest stored + 1.
+like `hubless.net.session.Session.dht_get`: every distinct item, raw and unverified (the
+trusted side, `hubless.core.trust`, verifies), [] when the slot is empty. `dht_put` signs
+like libtorrent's binding: BEP-44 seq = highest stored + 1.
 The attacker can `inject` any `RawItem` (forged, another key's, replayed, equivocating) and
 `forget` a slot (DHT nodes churned).
 
@@ -30,19 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubless.core import bencode
-from hubless.core.bep44 import RawItem, VerifiedItem, sign_item, verify_item, wrap_value
+from hubless.core.bep44 import RawItem, sign_item, wrap_value
 from hubless.core.errors import (
     IntegrityError,
     NetTimeoutError,
     NoPeersError,
-    NotFoundError,
-    UntrustedDataError,
     UsageError,
 )
 from hubless.core.keys import PublicKey, SigningKey
 from hubless.core.metainfo import Metainfo, parse_metainfo
-from hubless.net.session import Progress
-from hubless.services.network import ProgressCallback
+from hubless.net.contract import Progress, ProgressCallback, PutReport
 
 DHT_NODES = 8  # what a put reports as "stored on"
 
@@ -142,7 +139,7 @@ class _Torrent:
 
 
 class FakeNetwork:
-    """One client's view of the `Swarm`: implements `hubless.services.network.Network`."""
+    """One client's view of the `Swarm`: implements `hubless.net.contract.Network`."""
 
     def __init__(self, swarm: Swarm) -> None:
         self.swarm = swarm
@@ -151,23 +148,20 @@ class FakeNetwork:
 
     # --- DHT ------------------------------------------------------------------------------
 
-    def dht_get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> VerifiedItem:
-        return max(self.dht_get_all(key, salt, timeout), key=lambda item: item.seq)
-
-    def dht_get_all(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[VerifiedItem]:
-        """Every valid stored item: as if different nodes held different ones."""
+    def dht_get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[RawItem]:
+        """Every distinct stored item, raw: as if different nodes held different ones."""
         if self.swarm.dht_offline:
             raise NetTimeoutError(f"DHT lookup of {salt!r} did not finish in {timeout:g}s")
-        found: dict[bytes, VerifiedItem] = {}
+        found: dict[tuple[int, bytes, bytes], RawItem] = {}
         for raw in self.swarm.items.get((key.raw, salt), []):
-            try:
-                verified = verify_item(raw, key, salt)
-            except UntrustedDataError:
-                continue
-            found.setdefault(verified.signature, verified)
-        if not found:
-            raise NotFoundError(f"no valid DHT item for {salt!r} under key {key.text}")
+            found.setdefault((raw.seq, raw.value, raw.signature), raw)
         return sorted(found.values(), key=lambda item: item.seq, reverse=True)
+
+    def dht_put_signed(self, item: RawItem, timeout: float = 10.0) -> PutReport:
+        if self.swarm.dht_offline:
+            raise NetTimeoutError(f"no DHT node stored {item.salt!r} within {timeout:g}s")
+        self.swarm.items.setdefault((item.public_key, item.salt), []).append(item)
+        return PutReport(DHT_NODES, DHT_NODES)
 
     def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
         wrap_value(payload)

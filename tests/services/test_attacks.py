@@ -202,10 +202,24 @@ def test_publishing_the_same_folder_twice_makes_no_new_version(
     swarm: Swarm, publisher: Client, v1: Path
 ) -> None:
     items = swarm.stored(PUBLISHER.public, NAME.encode())
-    again = publisher.publish(v1, NAME, "v1-again", key=PUBLISHER)
+    again = publisher.publish(v1, NAME, "v1", key=PUBLISHER)
     assert again.unchanged
     assert (again.seq, again.version) == (1, "v1")
     assert swarm.stored(PUBLISHER.public, NAME.encode()) == items
+
+
+def test_an_unchanged_folder_under_a_new_label_is_a_new_revision(
+    swarm: Swarm, publisher: Client, consumer: Client, v1: Path
+) -> None:
+    """A label the author asked for is never dropped silently (spec §8.3 step 4)."""
+    first = consumer.resolve(REF).latest.manifest
+    again = publisher.publish(v1, NAME, "stable", key=PUBLISHER)
+    assert not again.unchanged
+    assert (again.seq, again.version) == (2, "stable")
+    latest = consumer.resolve(REF).latest.manifest
+    assert (latest.seq, latest.version) == (2, "stable")
+    assert latest.content_infohash == first.content_infohash
+    assert [row.version for row in latest.history] == ["v1"]
 
 
 def test_a_reused_version_label_is_refused(swarm: Swarm, publisher: Client, v2: Path) -> None:

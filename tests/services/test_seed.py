@@ -17,7 +17,7 @@ def test_republish_puts_a_forgotten_record_back(
 ) -> None:
     publisher.publish(write_model(tmp_path / "m", V1_FILES), NAME, "v1", key=PUBLISHER)
     swarm.forget(PUBLISHER.public, NAME.encode())  # nodes dropped it after two hours
-    assert republish(publisher, PUBLISHER) == 1
+    assert republish(publisher.ctx, PUBLISHER) == 1
     assert consumer.resolve(REF).target.manifest.version == "v1"
 
 
@@ -28,7 +28,7 @@ def test_republish_leaves_a_newer_release_from_another_machine_alone(
     laptop.publish(write_model(tmp_path / "m", V1_FILES), NAME, "v1", key=PUBLISHER)
     changed = {**V1_FILES, "config.json": b'{"hidden_size": 128}\n'}
     workstation.publish(write_model(tmp_path / "m2", changed), NAME, "v2", key=PUBLISHER)
-    assert republish(laptop, PUBLISHER) == 0  # the laptop only knows v1
+    assert republish(laptop.ctx, PUBLISHER) == 0  # the laptop only knows v1
     assert consumer.resolve(REF).target.manifest.version == "v2"
 
 
@@ -42,4 +42,4 @@ def test_republish_stops_when_our_own_key_equivocates(
     publisher.publish(write_model(tmp_path / "m", V1_FILES), NAME, "v1", key=PUBLISHER)
     rogue = Record(1, "v1", b"\x01" * 20, b"\x02" * 32, 1_700_000_000)
     swarm.inject(sign_item(PUBLISHER, NAME.encode(), 99, encode_record(rogue)))
-    assert republish(publisher, PUBLISHER) == 0
+    assert republish(publisher.ctx, PUBLISHER) == 0

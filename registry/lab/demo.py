@@ -19,10 +19,10 @@ from typing import Any
 
 from ..config import Config
 from ..core.errors import HublessError
-from ..modelgen import make_model
 from ..net.testnet import spawn_testnet
-from .client import Client
-from .events import Listener, ignore
+from ..services.client import Client
+from ..services.events import Listener, ignore
+from .modelgen import make_model
 
 
 class DemoError(HublessError):
@@ -117,7 +117,7 @@ def _demo(
 
 
 def _change_one_shard(model: Path) -> None:
-    from ..modelgen import write_safetensors
+    from .modelgen import write_safetensors
 
     shard = sorted(model.glob("model-*.safetensors"))[-1]
     data = os.urandom(shard.stat().st_size // 2 // 256 * 256)

@@ -1,0 +1,145 @@
+"""The one seam between the use cases and the network (STYLE.md §3); no libtorrent here.
+
+`Network` is what services may ask of the outside world: DHT items and torrents.
+`hubless.net.session.Session` implements it with libtorrent; unit tests plug in an in-memory
+network that can also misbehave. Adapters hand back DHT items *raw*, exactly as nodes sent
+them: verification is the trusted side's job (`hubless.core.trust`), never the adapter's.
+`Torrents` makes the torrents a release is made of (hashing files, no network).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..core.bep44 import RawItem
+from ..core.keys import PublicKey, SigningKey
+
+Endpoint = tuple[str, int]
+
+__all__ = [
+    "ContentTorrent",
+    "Endpoint",
+    "Network",
+    "Progress",
+    "ProgressCallback",
+    "PutReport",
+    "RawItem",
+    "Torrents",
+    "format_endpoint",
+]
+
+
+def format_endpoint(host: str, port: int) -> str:
+    """`host:port`, with IPv6 addresses in brackets as libtorrent expects."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of one torrent's transfer, copied out of the network layer."""
+
+    infohash: bytes
+    done: int  # bytes of wanted pieces verified on disk
+    wanted: int  # bytes wanted (all files, or the prioritised ones)
+    rate: float  # payload bytes per second, downloading
+    peers: int
+    finished: bool
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds to go at the current rate, or None when stalled."""
+        if self.finished:
+            return 0.0
+        return (self.wanted - self.done) / self.rate if self.rate > 0 else None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class PutReport:
+    """How a put of an item went: DHT nodes that stored it, of those asked (BEP-44)."""
+
+    stored: int
+    queried: int = 0
+    already_current: int = 0  # closest nodes that already held this seq (no put needed)
+
+
+@dataclass(frozen=True)
+class ContentTorrent:
+    """A content torrent and the per-file facts the manifest signs (spec §5.6)."""
+
+    torrent_bytes: bytes
+    infohash_v1: bytes
+    file_sha256: Mapping[str, bytes]
+    sizes: Mapping[str, int]
+    piece_length: int
+
+
+class Network(Protocol):
+    """DHT items and torrents (spec §4, §5.6). Errors: `NetworkError` subclasses."""
+
+    def dht_get(self, key: PublicKey, salt: bytes, timeout: float = ...) -> list[RawItem]:
+        """Every distinct item a BEP-44 get met for (key, salt), unverified; [] if none.
+
+        Raises `NetTimeoutError` when the lookup did not finish in `timeout` seconds.
+        """
+        ...
+
+    def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = ...) -> int:
+        """Sign and store `payload` as the value of (key, salt); return nodes that stored it."""
+        ...
+
+    def dht_put_signed(self, item: RawItem, timeout: float = ...) -> PutReport:
+        """Store an item exactly as its publisher signed it (BEP-44 re-announce, spec §8.5)."""
+        ...
+
+    def seed(
+        self,
+        torrent_bytes: bytes,
+        save_path: str | Path,
+        *,
+        trust_files: bool = ...,
+        upload_limit: int = ...,
+    ) -> bytes: ...
+
+    def download(
+        self,
+        source: bytes,
+        save_path: str | Path,
+        *,
+        file_priorities: Sequence[int] | None = ...,
+        on_progress: ProgressCallback | None = ...,
+    ) -> bytes: ...
+
+    def wait_finished(self, ih: bytes, timeout: float) -> Progress: ...
+
+    def progress(self, ih: bytes) -> Progress: ...
+
+    def fetch_metadata(self, ih: bytes, timeout: float = ...) -> bytes: ...
+
+    def payload_downloaded(self, ih: bytes) -> int: ...
+
+    def remove(self, ih: bytes, *, delete_files: bool = ...) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Torrents(Protocol):
+    """Deterministic torrent creation for releases (spec §5.6); hashing only, no network."""
+
+    def content_torrent(
+        self,
+        folder: Path,
+        relpaths: Sequence[str],
+        *,
+        name: str,
+        on_progress: Callable[[int], None] | None = ...,
+    ) -> ContentTorrent: ...
+
+    def blob_torrent(self, name: str, data: bytes) -> tuple[bytes, bytes]:
+        """(torrent bytes, 20-byte infohash) of a single-file torrent of `data`."""
+        ...

@@ -1,0 +1,187 @@
+"""The DHT half of a libtorrent session: BEP-44 gets and puts, routing-table stats.
+
+`Dht` keeps the requests waiting for an answer and consumes the DHT alerts that the session's
+alert loop hands it. Items go back *raw* (`hubless.core.bep44.RawItem`): the value exactly
+as bencoded, the BEP-44 seq and signature as nodes sent them. Verifying them is the core's
+job (`hubless.core.trust`), never this module's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import libtorrent as lt
+
+from ..core import bencode
+from ..core.bep44 import RawItem, wrap_value
+from ..core.errors import NetTimeoutError, UsageError
+from ..core.keys import PublicKey, SigningKey
+from .contract import PutReport, format_endpoint
+from .profile import NetProfile
+
+_POLL = 0.1  # seconds between routing-table polls while waiting for the DHT
+
+
+@dataclass
+class _Get:
+    future: Future[list[RawItem]]
+    items: list[RawItem] = field(default_factory=list)
+
+
+def network_id(profile: NetProfile) -> str:
+    """A file-name-safe name for the DHT a profile joins: saved routing tables are kept per
+    network, so a private network never contacts nodes remembered from another one."""
+    if profile.kind == "mainline":
+        return "public"
+    nodes = ",".join(sorted(format_endpoint(h, p) for h, p in profile.bootstrap))
+    return "private-" + hashlib.sha256(nodes.encode()).hexdigest()[:16]
+
+
+def salt_text(salt: bytes) -> str:
+    """A salt for messages: model names are ASCII; anything else is shown escaped."""
+    return salt.decode("ascii", "backslashreplace")
+
+
+class Dht:
+    """BEP-44 requests on one libtorrent session; `handle` takes the session's DHT alerts."""
+
+    def __init__(self, ses: Any, lock: threading.Lock) -> None:
+        self._ses = ses
+        self._lock = lock
+        self._gets: dict[tuple[bytes, bytes], deque[_Get]] = {}
+        self._puts: dict[tuple[bytes, bytes], deque[Future[int]]] = {}
+        self._stats: deque[Future[int]] = deque()
+
+    # --- alerts (called from the alert thread) ------------------------------------------------
+
+    def handle(self, a: Any) -> bool:
+        """Consume `a` if it is a DHT alert; copy what is needed out of it at once."""
+        if isinstance(a, lt.dht_mutable_item_alert):
+            self._on_item(a)
+        elif isinstance(a, lt.dht_put_alert):
+            key = (bytes(a.public_key), bytes(a.salt))
+            with self._lock:
+                waiting = self._puts.get(key)
+                fut = waiting.popleft() if waiting else None
+            if fut is not None and not fut.done():
+                fut.set_result(int(a.num_success))
+        elif isinstance(a, lt.dht_stats_alert):
+            nodes = sum(int(b["num_nodes"]) for b in a.routing_table)
+            with self._lock:
+                stats = self._stats.popleft() if self._stats else None
+            if stats is not None and not stats.done():
+                stats.set_result(nodes)
+        else:
+            return False
+        return True
+
+    def _on_item(self, a: Any) -> None:
+        key, salt, seq = bytes(a.key), bytes(a.salt), int(a.seq)
+        item = a.item
+        raw = None
+        # libtorrent ends a get that found nothing with an empty item of seq 0 (DESIGN.md):
+        # that is "no answer", not an item. Everything else goes up raw, whatever its type.
+        if not (seq == 0 and not item):
+            try:
+                raw = RawItem(key, salt, seq, bencode.encode(item), bytes(a.signature))
+            except (TypeError, ValueError):  # a value libtorrent decoded to something odd
+                raw = None
+        with self._lock:
+            waiting = self._gets.get((key, salt))
+            if not waiting:
+                return
+            if raw is not None:
+                for get in waiting:
+                    get.items.append(raw)
+            # Each lookup ends with exactly one authoritative alert: it answers the oldest get.
+            done = waiting.popleft() if a.authoritative else None
+        if done is not None and not done.future.done():
+            done.future.set_result(list(done.items))
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[RawItem]:
+        """Every distinct item a BEP-44 get met for (key, salt), unverified; [] if none.
+
+        Raises `NetTimeoutError` when the lookup did not finish in `timeout` seconds.
+        """
+        get = _Get(Future())
+        with self._lock:
+            self._gets.setdefault((key.raw, salt), deque()).append(get)
+        self._ses.dht_get_mutable_item(key.raw, salt)
+        try:
+            items = get.future.result(timeout)
+        except FutureTimeout:
+            with self._lock, contextlib.suppress(ValueError):
+                self._gets[(key.raw, salt)].remove(get)
+            raise NetTimeoutError(
+                f"DHT lookup of {salt_text(salt)!r} did not finish in {timeout:g}s"
+            ) from None
+        distinct: dict[tuple[int, bytes, bytes], RawItem] = {}
+        for raw in items:
+            distinct.setdefault((raw.seq, raw.value, raw.signature), raw)
+        return sorted(distinct.values(), key=lambda item: item.seq, reverse=True)
+
+    def put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
+        """Sign and store `payload` as the byte-string value of (key, salt).
+
+        libtorrent picks the BEP-44 seq (highest found + 1) and signs. Returns how many nodes
+        stored it; raises `OversizedError` over 1000 bytes bencoded, `NetTimeoutError` when
+        no node stored it within `timeout` seconds.
+        """
+        wrap_value(payload)  # enforces the 1000-byte BEP-44 limit before anything is sent
+        public = key.public.raw
+        fut: Future[int] = Future()
+        with self._lock:
+            self._puts.setdefault((public, salt), deque()).append(fut)
+        self._ses.dht_put_mutable_item(key.expanded_secret, public, payload, salt)
+        try:
+            stored = fut.result(timeout)
+        except FutureTimeout:
+            with self._lock, contextlib.suppress(ValueError):
+                self._puts[(public, salt)].remove(fut)
+            stored = 0
+        if stored == 0:
+            raise NetTimeoutError(f"no DHT node stored {salt_text(salt)!r} within {timeout:g}s")
+        return stored
+
+    def put_signed(self, item: RawItem, timeout: float = 10.0) -> PutReport:
+        """A verbatim put of another party's item: libtorrent's binding cannot do it."""
+        raise UsageError("this session cannot put an item signed by another key")
+
+    def node_count(self, timeout: float = 5.0) -> int:
+        """Nodes in the DHT routing table right now."""
+        fut: Future[int] = Future()
+        with self._lock:
+            self._stats.append(fut)
+        self._ses.post_dht_stats()
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            raise NetTimeoutError("the DHT did not report its routing table") from None
+
+    def wait_for_nodes(self, min_nodes: int = 1, timeout: float = 10.0) -> int:
+        """Block until the routing table holds `min_nodes`; return the count.
+
+        Raises `NetTimeoutError` naming how many nodes are known after `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            count = self.node_count(max(0.5, deadline - time.monotonic()))
+            if count >= min_nodes:
+                return count
+            if time.monotonic() >= deadline:
+                raise NetTimeoutError(
+                    f"the DHT knows {count} node(s) after {timeout:g}s; {min_nodes} needed",
+                    hint="check that the bootstrap node (--bootstrap / HUBLESS_BOOTSTRAP) is "
+                    "running and reachable",
+                )
+            time.sleep(_POLL)
