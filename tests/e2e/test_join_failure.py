@@ -21,14 +21,14 @@ _CHILD = textwrap.dedent(
     """
 )
 KEY = "hnvcppgow2sc2yvdvdicu3ynonsteflxdxrehjr2ybekdc2z3iuq"
+ARGS = ["--bootstrap", "127.0.0.1:9", "resolve", f"{KEY}/model"]
 
 
 def test_a_dead_bootstrap_node_exits_1_every_time(tmp_path: Path) -> None:
     """The session made before joining failed is closed: no SIGABRT at exit (was 1 in 5)."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _CHILD, "--home", str(tmp_path / f"home{i}")]
-            + ["--bootstrap", "127.0.0.1:9", "resolve", f"{KEY}/model"],
+            [sys.executable, "-c", _CHILD, "--home", str(tmp_path / f"home{i}"), *ARGS],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -36,7 +36,7 @@ def test_a_dead_bootstrap_node_exits_1_every_time(tmp_path: Path) -> None:
         for i in range(8)
     ]
     for proc in procs:
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, (proc.returncode, err[-500:])
         assert "terminate called" not in err
         assert "the DHT knows 0 node(s)" in err
