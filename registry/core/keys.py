@@ -22,7 +22,7 @@ SIGNATURE_SIZE = 64
 KEY_TEXT_LENGTH = 52
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PublicKey:
     """A publisher's Ed25519 public key."""
 
@@ -40,6 +40,9 @@ class PublicKey:
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        return f"PublicKey({self.text!r})"
 
     def verify(self, message: bytes, signature: bytes) -> None:
         """Raise `BadSignatureError` unless `signature` signs `message` under this key."""

@@ -5,6 +5,8 @@ alerts go to `hubless.net.dht`, torrent events set flags, resume data goes to di
 are copied out of an alert before the next `pop_alerts()` (a kept alert object is invalid
 and reading it crashes the interpreter). `open_session` is the one way services get a
 session: it joins the DHT and never leaves a half-made session running when that fails.
+
+Past ~400 lines because torrents, resume data and shutdown share one alert loop and lock.
 """
 
 from __future__ import annotations

@@ -60,6 +60,12 @@ class PublishResult:
     dht_nodes: int
     unchanged: bool
 
+    def __repr__(self) -> str:
+        return (
+            f"PublishResult({self.reference}, seq={self.seq}, files={self.files}, "
+            f"size={self.size}, dht_nodes={self.dht_nodes}, unchanged={self.unchanged})"
+        )
+
     def summary(self) -> dict[str, Any]:
         return {
             "reference": str(self.reference),

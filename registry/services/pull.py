@@ -38,6 +38,14 @@ class PullResult:
     downloaded_bytes: int
     fetched_size: int
 
+    def __repr__(self) -> str:
+        m = self.resolution.target.manifest
+        return (
+            f"PullResult({self.resolution.reference.at(m.version)}, path={str(self.path)!r}, "
+            f"files={self.files}, fetched={self.fetched_files}, reused={self.reused_files}, "
+            f"downloaded_bytes={self.downloaded_bytes})"
+        )
+
     def summary(self) -> dict[str, Any]:
         return {
             **self.resolution.summary(),
