@@ -13,7 +13,6 @@ final name only by one rename of a complete folder: a half-finished pull never l
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -25,13 +24,12 @@ from pathlib import Path
 from ..core.errors import IntegrityError, StoreError
 from ..core.keys import PublicKey
 from ..core.manifest import FileEntry
-from ..files import atomic_write, fsync_dir
+from ..files import atomic_write, copy_file, fsync_dir, link_or_copy, move_file
 
 CACHEDIR_TAG = (
     b"Signature: 8a477f597d28d172789f06886806bc55\n"
     b"# This file marks the hubless model cache; backup tools may skip this folder.\n"
 )
-_FICLONE = 0x40049409  # ioctl: clone a whole file (btrfs, xfs, bcachefs)
 MANIFEST_SUFFIX = ".hubless-manifest"
 INDEX_LIST_SUFFIX = ".hubless-index"
 METADATA_DIR = ".hubless"
@@ -82,7 +80,7 @@ class Cache:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         if move:
-            os.replace(source, tmp)
+            move_file(source, tmp)
         else:
             copy_file(source, tmp)
         try:
@@ -185,7 +183,7 @@ def materialise(
             target = tmp / entry.path
             target.parent.mkdir(parents=True, exist_ok=True)
             if link:
-                _link_or_copy(blob, target)
+                link_or_copy(blob, target)
             else:
                 copy_file(blob, target)
         (tmp / METADATA_DIR).mkdir(parents=True, exist_ok=True)
@@ -198,31 +196,3 @@ def materialise(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        copy_file(source, target)
-
-
-def copy_file(source: Path, target: Path) -> None:
-    """Copy bytes: a copy-on-write clone where the filesystem supports it, else a kernel copy."""
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        try:
-            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-            return
-        except OSError:
-            pass
-        _kernel_copy(src.fileno(), dst.fileno())
-
-
-def _kernel_copy(src: int, dst: int) -> None:
-    size = os.fstat(src).st_size
-    copied = 0
-    while copied < size:
-        n = os.copy_file_range(src, dst, size - copied)
-        if n == 0:
-            break
-        copied += n

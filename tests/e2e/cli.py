@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ def command(home: Path, testnet: RunningTestnet, *args: str | Path) -> list[str]
     ]
 
 
-def run(home: Path, testnet: RunningTestnet, *args: str | Path, timeout: float = 120) -> Any:
+def run(
+    home: Path,
+    testnet: RunningTestnet,
+    *args: str | Path,
+    timeout: float = 120,
+    env: Mapping[str, str] | None = None,
+) -> Any:
     """Run one command to completion; return its JSON result (fails the test on error)."""
     done = subprocess.run(
         command(home, testnet, *args),
@@ -34,23 +41,43 @@ def run(home: Path, testnet: RunningTestnet, *args: str | Path, timeout: float =
         text=True,
         timeout=timeout,
         check=False,
-        env={**os.environ},
+        env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, f"hubless {args} exited {done.returncode}:\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_failing(home: Path, testnet: RunningTestnet, *args: str | Path) -> tuple[int, str]:
+def run_failing(
+    home: Path,
+    testnet: RunningTestnet,
+    *args: str | Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> tuple[int, str]:
+    """Run one command to completion; return its exit code and stderr."""
     done = subprocess.run(
-        command(home, testnet, *args), capture_output=True, text=True, timeout=120, check=False
+        command(home, testnet, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     return done.returncode, done.stderr
 
 
 def spawn(
-    home: Path, testnet: RunningTestnet, *args: str | Path, stderr: int | None = None
+    home: Path,
+    testnet: RunningTestnet,
+    *args: str | Path,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """Start a long-running command (publish --seed, pull); stdout is a text pipe."""
     return subprocess.Popen(
-        command(home, testnet, *args), stdout=subprocess.PIPE, stderr=stderr, text=True
+        command(home, testnet, *args),
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, **(env or {})},
     )

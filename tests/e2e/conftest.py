@@ -17,3 +17,6 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
     yield started
     for proc in started:
         stop_process(proc)
+
+
+from .fs import other_fs, small_fs  # noqa: E402, F401  (fixtures for the edge tests)
