@@ -205,6 +205,11 @@ def key_show(name: str) -> None:
 @click.option(
     "--seed/--no-seed", default=False, help="Keep seeding after publishing, until Ctrl-C."
 )
+@click.option(
+    "--follow-links",
+    is_flag=True,
+    help="Publish what symbolic links point to, even outside FOLDER (default: refuse them).",
+)
 def publish(
     folder: Path,
     name: str,
@@ -214,11 +219,19 @@ def publish(
     tag: tuple[str, ...],
     key_name: str,
     seed: bool,
+    follow_links: bool,
 ) -> None:
     """Publish FOLDER as a new signed version of model NAME."""
     client = _app.client()
     result = client.publish(
-        folder, name, version, key=key_name, description=notes, license=license_, tags=tag
+        folder,
+        name,
+        version,
+        key=key_name,
+        description=notes,
+        license=license_,
+        tags=tag,
+        follow_links=follow_links,
     )
     text = (
         f"{result.reference} is unchanged (seq {result.seq}): nothing published"

@@ -27,6 +27,7 @@ from ..store.cache import Cache
 from ..store.keystore import DEFAULT_KEY, KeyStore
 from ..store.state import State
 from . import export as export_service
+from . import folder as folder_service
 from . import publish as publish_service
 from . import pull as pull_service
 from . import resolve as resolve_service
@@ -161,11 +162,15 @@ class Client:
         description: str | None = None,
         license: str | None = None,
         tags: tuple[str, ...] = (),
+        follow_links: bool = False,
     ) -> PublishResult:
-        """Publish folder `path` as `version` of model `name` (spec §8.3)."""
+        """Publish folder `path` as `version` of model `name` (spec §8.3).
+
+        Links and special files in it are refused unless `follow_links` (§8.3 step 1).
+        """
         check_name(name)  # bad input is reported before any passphrase is asked for
         check_version(version)
-        publish_service.check_folder(Path(path))
+        folder_service.check_folder(Path(path), follow_links=follow_links)
         signing = key if isinstance(key, SigningKey) else self.signing_key(key)
         return publish_service.publish(
             self.ctx,
@@ -176,6 +181,7 @@ class Client:
             description=description,
             license=license,
             tags=tags,
+            follow_links=follow_links,
         )
 
     def resolve(self, ref: str | Reference) -> Resolution:

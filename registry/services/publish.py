@@ -8,14 +8,12 @@ publisher index. Publishing an unchanged folder again makes no new version.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import (
-    HostilePathError,
     HublessError,
     NetworkError,
     NotFoundError,
@@ -34,7 +32,6 @@ from ..core.manifest import (
     sign_manifest,
     verify_manifest,
 )
-from ..core.paths import check_paths
 from ..core.record import Record, encode_record
 from ..core.refs import Reference, check_name, check_version
 from ..core.trust import choose_record
@@ -42,9 +39,8 @@ from ..net.contract import ContentTorrent
 from ..store.state import KnownModel, SeedEntry
 from .context import Context
 from .events import Event
+from .folder import list_files
 from .resolve import resolve
-
-SKIPPED_DIRS = frozenset({".git", ".hubless", ".cache", "__pycache__"})
 
 
 @dataclass(frozen=True)
@@ -83,33 +79,6 @@ class PublishResult:
         }
 
 
-def check_folder(folder: Path) -> None:
-    """Refuse, before any passphrase or network, a path that is not a folder to publish."""
-    if not folder.is_dir():
-        raise UsageError(f"{folder} is not a folder")
-
-
-def list_files(folder: Path) -> list[str]:
-    """Relative POSIX paths of the regular files under `folder`, checked like a manifest's."""
-    if not folder.is_dir():
-        raise UsageError(f"{folder} is not a folder")
-    found: list[str] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        for name in files:
-            path = Path(root, name)
-            if path.is_file():
-                found.append(path.relative_to(folder).as_posix())
-    if not found:
-        raise UsageError(f"{folder} holds no files to publish")
-    found.sort()
-    try:
-        check_paths(found)
-    except HostilePathError as exc:
-        raise UsageError(f"cannot publish {folder}: {exc.message}") from exc
-    return found
-
-
 def publish(
     ctx: Context,
     folder: Path,
@@ -120,8 +89,12 @@ def publish(
     description: str | None = None,
     license: str | None = None,
     tags: tuple[str, ...] = (),
+    follow_links: bool = False,
 ) -> PublishResult:
     """Publish `folder` as version `version` of model `name` under `key` (spec §8.3).
+
+    Links and special files in the folder are refused (`UsageError`) unless `follow_links`
+    (see `hubless.services.folder`).
 
     An unchanged folder under the latest label publishes nothing; under a new label it
     publishes a new revision with the same files (§8.3 step 4). Raises `UsageError` for a
@@ -130,7 +103,7 @@ def publish(
     check_name(name)
     check_version(version)
     ref = Reference(key.public, name)
-    relpaths = list_files(folder)
+    relpaths = list_files(folder, follow_links=follow_links)
     previous = _previous(ctx, ref)
 
     total = sum((folder / p).stat().st_size for p in relpaths)
