@@ -1,12 +1,17 @@
-"""Check a model folder on disk against the signed manifest it was pulled with.
+"""Check a model folder on disk against the signed manifest it was pulled with (spec §8.6).
 
 A pulled folder carries `.hubless/manifest`; the manifest's own signature is checked under
 the publisher key it names (or the one the caller expects), then every file's size and
 SHA-256. Extra files are reported but are no failure of the model itself.
+
+The folder is not trusted: every file is opened without following symbolic links below it
+and must be a regular file (a FIFO never blocks, `/dev/zero` is never read), and the
+manifest is read with the spec's size bound.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import canonical
-from ..core.errors import UsageError
+from ..core.errors import OversizedError, StoreError, UsageError
 from ..core.keys import PublicKey
 from ..core.manifest import (
     MAX_MANIFEST_SIZE,
@@ -24,7 +29,8 @@ from ..core.manifest import (
     decode_body,
     verify_manifest,
 )
-from ..store.cache import METADATA_DIR, sha256_file
+from ..files import NotRegularFileError, TooLargeError, open_regular, read_regular
+from ..store.cache import METADATA_DIR
 
 
 @dataclass(frozen=True)
@@ -57,14 +63,32 @@ class VerifyReport:
 
 
 def load_folder_manifest(folder: Path, publisher: PublicKey | None) -> VerifiedManifest:
+    """The folder's `.hubless/manifest`, read as a regular file of at most 32 MiB, verified.
+
+    Raises `UsageError` when it is missing, not a regular file (a link, FIFO or device) or
+    not a manifest, `OversizedError` over the size limit (§5.2), and `verify_manifest`'s
+    errors (§5.5).
+    """
     path = folder / METADATA_DIR / "manifest"
     try:
-        data = path.read_bytes()
+        data = read_regular(folder, f"{METADATA_DIR}/manifest", MAX_MANIFEST_SIZE)
     except FileNotFoundError:
         raise UsageError(
             f"{folder} has no {METADATA_DIR}/manifest",
             hint="only folders made by hubless pull can be verified",
         ) from None
+    except NotRegularFileError:
+        raise UsageError(
+            f"{path} is not a regular file (a symbolic link, FIFO or device, or it lies "
+            "below one): hubless reads it only as a plain file",
+            hint="only folders made by hubless pull can be verified",
+        ) from None
+    except TooLargeError:
+        raise OversizedError(
+            f"{path} is larger than a manifest may be ({MAX_MANIFEST_SIZE:,} bytes)"
+        ) from None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
     body = canonical.decode(data, what="manifest", max_size=MAX_MANIFEST_SIZE)
     inner = body.get("manifest") if isinstance(body, dict) else None
     claimed = decode_body(inner) if isinstance(inner, bytes) else None
@@ -75,17 +99,24 @@ def load_folder_manifest(folder: Path, publisher: PublicKey | None) -> VerifiedM
 
 
 def verify_folder(folder: Path, publisher: PublicKey | None = None) -> VerifyReport:
-    """Verify `folder` against its `.hubless/manifest`, hashing on both cores."""
+    """Verify `folder` against its `.hubless/manifest`, hashing on both cores.
+
+    A listed file that is a link, lies below a link or is not a regular file is reported
+    as modified; links are never followed below `folder`.
+    """
     verified = load_folder_manifest(folder, publisher)
 
     def check(entry: FileEntry) -> str:
-        path = folder / entry.path
         try:
-            if path.stat().st_size != entry.size:
-                return "modified"
+            fd = open_regular(folder, entry.path)
         except FileNotFoundError:
             return "missing"
-        return "ok" if sha256_file(path) == entry.sha256 else "modified"
+        except OSError:  # a link, FIFO, device or folder where the file should be
+            return "modified"
+        with os.fdopen(fd, "rb") as f:
+            if os.fstat(f.fileno()).st_size != entry.size:
+                return "modified"
+            return "ok" if hashlib.file_digest(f, "sha256").digest() == entry.sha256 else "modified"
 
     files = verified.manifest.files
     with ThreadPoolExecutor(max_workers=2) as pool:
