@@ -16,6 +16,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -135,13 +136,20 @@ def temp_name_prefix(name: str) -> str:
     return f".{name}.{os.getpid()}."
 
 
-def make_temp_dir(parent: Path, name: str, suffix: str = ".partial") -> Path:
-    """A new private folder next to where `name` will appear, with an unpredictable name.
+def make_temp_dir(parent: Path, name: str, suffix: str = ".partial", *, mode: int = 0o777) -> Path:
+    """A new folder next to where `name` will appear, with an unpredictable name.
 
-    Created exclusively (`mkdtemp`): a file or link planted at a guessable name cannot be
-    followed or reused.
+    Created exclusively (`mkdir` of a random name, as `mkdtemp` does, but with `mode` less
+    the umask): a file or link planted at a guessable name is never followed or reused.
     """
-    return Path(tempfile.mkdtemp(dir=parent, prefix=temp_name_prefix(name), suffix=suffix))
+    for _ in range(100):
+        path = parent / f"{temp_name_prefix(name)}{secrets.token_hex(6)}{suffix}"
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(parent))
 
 
 def make_temp_file(parent: Path, name: str, suffix: str = ".tmp") -> Path:

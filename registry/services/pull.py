@@ -120,7 +120,7 @@ def pull(
             )
         path = snapshot
     if to is not None:
-        path = materialise(cache, files, to.resolve(), resolution.target.data, link=False)
+        path = materialise(cache, files, to.absolute(), resolution.target.data, link=False)
     elif not complete:
         tag = hashlib.sha256("\0".join(f.path for f in files).encode()).hexdigest()[:12]
         final = cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq)
@@ -135,14 +135,24 @@ def pull(
 
 
 def check_target(to: Path) -> None:
-    """`to` must be a new or empty folder whose parent can be a folder (`UsageError`)."""
+    """`to` must be a new or empty folder whose parent can be a folder (`UsageError`).
+
+    A `to` that is a symbolic link is refused, whether it points at an empty folder or at
+    nothing (spec §8.4): files land only at the path the user named. Links among its
+    parents are the user's own and are followed.
+    """
     hint = "choose a new or empty folder for --to"
+    if to.is_symlink():
+        raise UsageError(
+            f"{to} is a symbolic link; pull does not write through links",
+            hint="name the folder it points to, or a new folder",
+        )
     for parent in to.absolute().parents:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"cannot create {to}: {parent} is a file, not a folder", hint=hint)
         if parent.is_dir():
             break
-    if to.exists() or to.is_symlink():
+    if to.exists():
         if not to.is_dir():
             raise UsageError(f"{to} exists and is not a folder", hint=hint)
         if any(to.iterdir()):

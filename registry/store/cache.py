@@ -24,7 +24,15 @@ from pathlib import Path
 from ..core.errors import IntegrityError, StoreError
 from ..core.keys import PublicKey
 from ..core.manifest import FileEntry
-from ..files import atomic_write, copy_file, fsync_dir, link_or_copy, move_file
+from ..files import (
+    atomic_write,
+    copy_file,
+    fsync_dir,
+    link_or_copy,
+    make_temp_dir,
+    move_file,
+    remove_stale,
+)
 
 CACHEDIR_TAG = (
     b"Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -165,16 +173,20 @@ def materialise(
 ) -> Path:
     """Build a folder of `files` from blobs next to `final`, then rename it into place.
 
-    `final` must not exist, or be an empty folder. A crash leaves only a hidden temp folder.
-    `link` hard-links the read-only blobs (cache snapshots); folders a user owns get copies.
-    The signed manifest goes to `.hubless/manifest` so `hubless verify` can check the folder.
+    `final` must not exist, or be an empty folder, and is never a symbolic link. The folder
+    is built under an unpredictable name made exclusively next to it (`.<name>.<pid>.*.partial`);
+    a crash leaves only that, and the next build of `final` removes the leftovers of dead
+    processes. `link` hard-links the read-only blobs (cache snapshots); folders a user owns
+    get copies. The signed manifest goes to `.hubless/manifest` so `hubless verify` can check
+    the folder. Raises `StoreError` when `final` is taken or the disk refuses a write.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists() and (not final.is_dir() or any(final.iterdir())):
-        raise StoreError(f"{final} already exists and is not empty")
-    tmp = final.parent / f".{final.name}.{os.getpid()}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _check_empty_target(final)
+        remove_stale(final.parent, final.name, ".partial")
+        tmp = make_temp_dir(final.parent, final.name)
+    except OSError as exc:
+        raise StoreError(f"cannot create a folder next to {final}: {exc.strerror}") from exc
     try:
         for entry in files:
             blob = cache.blob(entry.sha256)
@@ -188,11 +200,22 @@ def materialise(
                 copy_file(blob, target)
         (tmp / METADATA_DIR).mkdir(parents=True, exist_ok=True)
         (tmp / METADATA_DIR / "manifest").write_bytes(manifest)
+        _check_empty_target(final)
         with contextlib.suppress(FileNotFoundError):
             final.rmdir()  # an empty folder the user named with --to
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # a link put at `final` meanwhile makes this fail: ENOTDIR
         fsync_dir(final.parent)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _check_empty_target(final: Path) -> None:
+    if final.is_symlink():
+        raise StoreError(f"{final} is a symbolic link; hubless does not write through links")
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise StoreError(f"{final} already exists and is not empty")
