@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -34,7 +35,7 @@ from ..core.errors import (
     UsageError,
 )
 from ..core.keys import PublicKey, SigningKey
-from ..files import atomic_write
+from ..files import atomic_write, make_temp_dir, private_dir, remove_stale
 from .contract import Progress, ProgressCallback, PutReport
 from .dht import Dht, network_id
 from .profile import NetProfile, settings_for
@@ -76,6 +77,10 @@ class Session:
     With `state_dir`, the DHT routing table is saved there on close and loaded on open, and
     resume data is kept in `state_dir/resume` (saved every `resume_interval` seconds and on
     close) so that an interrupted download continues where it stopped.
+
+    `scratch_dir` is where metadata fetches get their private folders (spec §5.7): inside the
+    home (default `state_dir/scratch`), never the system temp folder, which other local users
+    can write. Without either, each fetch makes a private folder with `mkdtemp`.
     """
 
     def __init__(
@@ -84,9 +89,15 @@ class Session:
         state_dir: str | Path | None = None,
         *,
         resume_interval: float = 10.0,
+        scratch_dir: str | Path | None = None,
     ) -> None:
         self.profile = profile
         self._state_dir = Path(state_dir) if state_dir is not None else None
+        if scratch_dir is not None:
+            self._scratch: Path | None = Path(scratch_dir)
+        else:
+            self._scratch = self._state_dir / "scratch" if self._state_dir else None
+        self._deleted: dict[bytes, threading.Event] = {}
         self._resume = ResumeStore(self._state_dir / "resume") if self._state_dir else None
         self._resume_interval = resume_interval
         self._lock = threading.Lock()
@@ -197,6 +208,12 @@ class Session:
             self._resume_answered()
         elif isinstance(a, lt.save_resume_data_failed_alert):
             self._resume_answered()
+        elif isinstance(a, (lt.torrent_deleted_alert, lt.torrent_delete_failed_alert)):
+            ih = bytes(a.info_hashes.v1.to_bytes())
+            with self._lock:
+                done = self._deleted.pop(ih, None)
+            if done is not None:
+                done.set()
         elif isinstance(a, lt.metadata_received_alert):
             self._with_torrent(a, lambda t: t.metadata.set())
         elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
@@ -370,14 +387,29 @@ class Session:
             time.sleep(_POLL)
 
     def fetch_metadata(self, ih: bytes, timeout: float = 30.0) -> bytes:
-        """The .torrent bytes for infohash `ih`, built from the info dict peers sent."""
+        """The .torrent bytes for infohash `ih`, built from the info dict peers sent.
+
+        The metadata comes from untrusted peers and libtorrent prepares storage for it as
+        soon as it arrives (empty files, BEP-47 links), before any caller could refuse it.
+        So the torrent is added in upload mode (no piece is ever written) with a fresh
+        private folder (0700, unpredictable name) as its save path, inside the home; the
+        torrent is removed with its files and the folder deleted before this returns.
+        Raises `NoPeersError`, `NetTimeoutError`, or `IntegrityError` when the info dict
+        does not hash to `ih`.
+        """
         with self._lock:
             known = ih in self._torrents
+        folder: Path | None = None
         if not known:
+            folder = self._metadata_folder(ih)
             atp = lt.parse_magnet_uri(f"magnet:?xt=urn:btih:{ih.hex()}")
-            atp.save_path = tempfile.gettempdir()
+            atp.save_path = str(folder)
             atp.flags |= lt.torrent_flags.upload_mode  # metadata only: never write pieces
-            self._add(atp)
+            try:
+                self._add(atp)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         handle = self._handle(ih)
         deadline = time.monotonic() + timeout
         had_peers = False
@@ -392,11 +424,38 @@ class Session:
                     raise NetTimeoutError(f"metadata of {ih.hex()} not received in {timeout:g}s")
             info = bytes(handle.torrent_file().info_section())
         finally:
-            if not known:
-                self.remove(ih)
+            if folder is not None:
+                self._remove_and_wait(ih)
+                shutil.rmtree(folder, ignore_errors=True)
         if hashlib.sha1(info).digest() != ih:
             raise IntegrityError(f"metadata received for {ih.hex()} does not hash to it")
         return b"d4:info" + info + b"e"
+
+    def _metadata_folder(self, ih: bytes) -> Path:
+        """A new private folder for one metadata fetch (see `fetch_metadata`)."""
+        if self._scratch is None:
+            return Path(tempfile.mkdtemp(prefix="hubless-metadata-"))
+        try:
+            private_dir(self._scratch)
+            remove_stale(self._scratch, suffix=".metadata")  # left by a killed process
+            return make_temp_dir(self._scratch, ih.hex()[:16], ".metadata", mode=0o700)
+        except OSError as exc:
+            raise StoreError(f"cannot make a folder in {self._scratch}: {exc.strerror}") from exc
+
+    def _remove_and_wait(self, ih: bytes) -> None:
+        """Remove a torrent with its files and wait until libtorrent's disk thread is done."""
+        done = threading.Event()
+        with self._lock:
+            present = ih in self._torrents
+            if present:
+                self._deleted[ih] = done
+        if not present:
+            return
+        self.remove(ih, delete_files=True)
+        if not done.wait(_CLOSE_WAIT):
+            log.warning("libtorrent did not confirm removing %s in time", ih.hex())
+        with self._lock:
+            self._deleted.pop(ih, None)
 
     def remove(self, ih: bytes, *, delete_files: bool = False) -> None:
         """Stop seeding or downloading a torrent and forget its resume data."""
@@ -471,6 +530,7 @@ def open_session(
     *,
     dht_timeout: float = 30.0,
     min_nodes: int = 2,
+    scratch_dir: str | Path | None = None,
 ) -> Session:
     """A session that has joined its DHT; closed again if joining fails (no session leaks).
 
@@ -478,8 +538,9 @@ def open_session(
     can leave the routing table empty, DESIGN.md) and the call waits until the routing
     table knows `min_nodes` (libtorrent never stores items on a node it uses as a router).
     Raises `NetTimeoutError` when the DHT cannot be joined within `dht_timeout` seconds.
+    `scratch_dir`: see `Session`.
     """
-    session = Session(profile, state_dir)
+    session = Session(profile, state_dir, scratch_dir=scratch_dir)
     try:
         if profile.kind == "local" and profile.bootstrap:
             for host, port in profile.bootstrap:

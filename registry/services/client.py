@@ -103,6 +103,7 @@ class Client:
             self.config.profile(),
             self.config.data_dir / "session",
             dht_timeout=self.config.dht_timeout,
+            scratch_dir=self.cache.partial_root,
         )
 
     # --- what the context holds, for programs and tests ---------------------------------------

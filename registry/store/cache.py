@@ -164,8 +164,13 @@ class Cache:
         if not path.exists():
             atomic_write(path, data)
 
+    @property
+    def partial_root(self) -> Path:
+        """Where downloads in progress and metadata fetches keep their folders."""
+        return self.root / "partial"
+
     def partial_dir(self, infohash: bytes) -> Path:
-        return self.root / "partial" / infohash.hex()
+        return self.partial_root / infohash.hex()
 
 
 def materialise(
