@@ -21,9 +21,10 @@ from ..core.keys import SigningKey
 from ..core.manifest import verify_manifest
 from ..core.record import encode_record
 from ..core.trust import choose_record
+from ..store.state import SeedEntry
 from .context import Context
 from .events import Event
-from .publish import put_index, record_for
+from .publish import INDEX_LIST_NAME, put_index, record_for
 
 REPUBLISH_EVERY = 30 * 60.0
 
@@ -33,6 +34,16 @@ def seed_all(ctx: Context) -> int:
     entries = ctx.state.seeds()
     started = 0
     for entry in entries:
+        if _unrecorded_manifest(ctx, entry):
+            ctx.state.remove_seed(entry.infohash)
+            ctx.emit(
+                Event(
+                    "seed",
+                    f"not serving manifest seq {entry.seq} of {entry.name}: it was signed but "
+                    "never recorded (a publish was interrupted); dropped",
+                )
+            )
+            continue
         if not entry.save_path.exists():
             ctx.emit(
                 Event("seed", f"skipping {entry.name} seq {entry.seq}: {entry.save_path} is gone")
@@ -42,6 +53,14 @@ def seed_all(ctx: Context) -> int:
         started += 1
     ctx.emit(Event("seed", f"seeding {started} torrents"))
     return started
+
+
+def _unrecorded_manifest(ctx: Context, entry: SeedEntry) -> bool:
+    """A manifest above the seq known for its model: signed, never recorded (spec §8.3)."""
+    if entry.kind != "manifest" or entry.name == INDEX_LIST_NAME:
+        return False
+    known = ctx.state.known(entry.publisher, entry.name)
+    return known is None or entry.seq > known.seq
 
 
 def republish(ctx: Context, key: SigningKey) -> int:

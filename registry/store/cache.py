@@ -5,9 +5,12 @@
     CACHE/models/<key>/<name>/snapshots/<seq>/ hard links to blobs (copies across filesystems)
     CACHE/manifests/<hash>.hubless-manifest    signed manifests, seeded as manifest torrents
     CACHE/partial/<infohash>/                  downloads in progress (resume from here)
+    CACHE/tmp/                                 blobs being copied or hashed
 
 A file enters `blobs/` only after its SHA-256 matched, and a snapshot appears under its
 final name only by one rename of a complete folder: a half-finished pull never looks done.
+Temporary names carry their process's id; opening the cache removes those of processes
+that no longer run (a publish or pull killed with SIGKILL, spec §8.3).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import hashlib
 import os
 import shutil
 import stat
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from ..files import (
     fsync_dir,
     link_or_copy,
     make_temp_dir,
+    make_temp_file,
     move_file,
     remove_stale,
 )
@@ -55,11 +58,17 @@ class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.blobs = root / "blobs"
-        for folder in (self.blobs, root / "models", root / "manifests", root / "partial"):
-            folder.mkdir(parents=True, exist_ok=True)
-        tag = root / "CACHEDIR.TAG"
-        if not tag.exists():
-            atomic_write(tag, CACHEDIR_TAG)
+        self.tmp = root / "tmp"
+        try:
+            for folder in (self.blobs, root / "models", root / "manifests", self.partial_root):
+                folder.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir(exist_ok=True)
+            remove_stale(self.tmp, suffix=".tmp")  # blobs a killed process was copying
+            tag = root / "CACHEDIR.TAG"
+            if not tag.exists():
+                atomic_write(tag, CACHEDIR_TAG)
+        except OSError as exc:
+            raise StoreError(f"cannot use the cache {root}: {exc.strerror or exc}") from exc
 
     # --- blobs --------------------------------------------------------------------------------
 
@@ -72,26 +81,43 @@ class Cache:
         except FileNotFoundError:
             return False
 
+    def check_space(self, needed: int, folder: Path | None = None, *, what: str) -> None:
+        """Refuse (`StoreError`) when `folder` (default: the cache) has under `needed` bytes
+        free, naming both numbers (spec §8.4). Reflinks may need less: the check is for the
+        worst case."""
+        where = folder or self.root
+        probe = where
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free
+        if needed > free:
+            raise StoreError(
+                f"{what} needs {needed:,} bytes in {where}; only {free:,} are free",
+                hint="free some space (or use another --home or --to) and run it again",
+            )
+
     def add_blob(self, source: Path, entry: FileEntry, *, move: bool = False) -> Path:
         """Put `source` into the cache as the blob of `entry` if its bytes match the manifest.
 
         `move` renames the file in (a finished download); otherwise it is copied (a reflink
         where the filesystem can), never hard-linked: an author editing a working file in
         place must not change what the cache holds and seeds. The copy is what gets hashed.
+        Raises `IntegrityError` when the bytes differ, `StoreError` when the disk refuses.
         """
         target = self.blob(entry.sha256)
         if self.has_blob(entry):
             if move:
                 source.unlink()
             return target
-        tmp = self.blobs / f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        if move:
-            move_file(source, tmp)
-        else:
-            copy_file(source, tmp)
         try:
+            tmp = make_temp_file(self.tmp, target.name)
+        except OSError as exc:
+            raise StoreError(f"cannot write in {self.tmp}: {exc.strerror or exc}") from exc
+        try:
+            if move:
+                move_file(source, tmp)
+            else:
+                copy_file(source, tmp)
             size = tmp.stat().st_size
             if size != entry.size or sha256_file(tmp) != entry.sha256:
                 raise IntegrityError(
@@ -100,6 +126,13 @@ class Cache:
                 )
             os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise StoreError(
+                f"cannot keep {entry.path} in the cache: {exc.strerror or exc}",
+                hint="check the free space and permissions of the home folder",
+            ) from exc
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

@@ -209,6 +209,11 @@ class State:
                 ),
             )
 
+    def remove_seed(self, infohash: bytes) -> None:
+        """Stop remembering a torrent to serve."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM seeds WHERE infohash=?", (infohash,))
+
     def seeds(self) -> list[SeedEntry]:
         rows = self._db.execute(
             "SELECT infohash, kind, publisher, name, seq, torrent, save_path FROM seeds "

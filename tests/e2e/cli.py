@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -80,4 +81,25 @@ def spawn(
         stderr=stderr,
         text=True,
         env={**os.environ, **(env or {})},
+    )
+
+
+def run_patched(
+    home: Path,
+    testnet: RunningTestnet,
+    patch: str,
+    *args: str | Path,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run one command in an interpreter that first runs `patch` (fault injection: a kill -9
+    or a full disk at one exact line); return the finished process."""
+    code = textwrap.dedent(patch) + (
+        "\nimport sys\nfrom hubless.cli.main import main\nmain(sys.argv[1:])\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *command(home, testnet, *args)[3:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

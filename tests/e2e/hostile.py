@@ -80,9 +80,7 @@ def serve(session: Session, workdir: Path, kind: str) -> str:
         session.seed(torrent, workdir / "seed", trust_files=True)
         record = Record(1, "v1", infohash(torrent), hashlib.sha256(b"nothing").digest(), now)
     else:
-        torrent = hostile_torrent(
-            NAME, empties=1000, symlink=kind == "content-symlink"
-        )
+        torrent = hostile_torrent(NAME, empties=1000, symlink=kind == "content-symlink")
         session.seed(torrent, workdir / "seed", trust_files=True)
         entries = tuple(
             FileEntry(rel, len(data), hashlib.sha256(data).digest())
