@@ -303,9 +303,13 @@ class Session:
 
         libtorrent checks the files first unless `trust_files` (we just hashed them).
         `upload_limit` caps this torrent's upload in bytes per second (0: none).
+        A seeded torrent is in upload mode: when a piece fails its check, libtorrent stops
+        serving it but never downloads into `save_path`, so a cache snapshot changes only
+        through the cache's own verified blobs (spec §8.4).
         """
         ti = _torrent_info(torrent_bytes)
         atp = self._params_for(None, ti, save_path)
+        atp.flags |= lt.torrent_flags.upload_mode
         if trust_files:
             atp.flags |= lt.torrent_flags.seed_mode
         ih = self._add(atp)

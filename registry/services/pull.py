@@ -37,6 +37,7 @@ class PullResult:
     reused_files: int
     downloaded_bytes: int
     fetched_size: int
+    repaired: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         m = self.resolution.target.manifest
@@ -55,6 +56,7 @@ class PullResult:
             "reused_files": self.reused_files,
             "downloaded_bytes": self.downloaded_bytes,
             "fetched_size": self.fetched_size,
+            "repaired_files": list(self.repaired),
         }
 
 
@@ -100,9 +102,12 @@ def pull(
     downloaded = _download(ctx, manifest, needed) if needed else 0
     complete = len(files) == len(manifest.files)
     cache = ctx.cache
+    repaired: tuple[str, ...] = ()
     if complete:
-        snapshot = cache.snapshot(
-            manifest.publisher, manifest.name, manifest.seq, files, resolution.target.data
+        snapshot, repaired = cache.checked_folder(
+            cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq),
+            files,
+            resolution.target.data,
         )
         ih = manifest.content_infohash
         torrent = cache.torrent(ih)
@@ -124,13 +129,24 @@ def pull(
     elif not complete:
         tag = hashlib.sha256("\0".join(f.path for f in files).encode()).hexdigest()[:12]
         final = cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq)
-        path = final.with_name(f"{final.name}~{tag}")
-        if not path.is_dir():
-            path = materialise(cache, files, path, resolution.target.data)
+        path, repaired = cache.checked_folder(
+            final.with_name(f"{final.name}~{tag}"), files, resolution.target.data
+        )
+    if repaired:
+        ctx.emit(
+            Event("verify", f"repaired the cached copy of {manifest.name}: {', '.join(repaired)}")
+        )
     fetched = sum(f.size for f in needed)
     ctx.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
     return PullResult(
-        path, resolution, len(files), len(needed), len(files) - len(needed), downloaded, fetched
+        path,
+        resolution,
+        len(files),
+        len(needed),
+        len(files) - len(needed),
+        downloaded,
+        fetched,
+        repaired,
     )
 
 

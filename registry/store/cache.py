@@ -34,6 +34,8 @@ from ..files import (
     make_temp_dir,
     make_temp_file,
     move_file,
+    open_regular,
+    read_regular,
     remove_stale,
 )
 
@@ -150,11 +152,63 @@ class Cache:
     def snapshot(
         self, publisher: PublicKey, name: str, seq: int, files: Iterable[FileEntry], manifest: bytes
     ) -> Path:
-        """The complete snapshot folder of one version, built from blobs if not there yet."""
+        """The complete snapshot folder of one version, built from blobs if not there yet,
+        and checked (and repaired) if it is (see `checked_folder`)."""
         final = self.snapshot_dir(publisher, name, seq)
-        if final.is_dir():
-            return final
-        return materialise(self, files, final, manifest)
+        return self.checked_folder(final, files, manifest)[0]
+
+    def checked_folder(
+        self, final: Path, files: Iterable[FileEntry], manifest: bytes
+    ) -> tuple[Path, tuple[str, ...]]:
+        """`final` holding exactly what `files` and `manifest` sign, and what was repaired.
+
+        Every file must be a regular file of the signed size that is the verified blob
+        itself (a hard link to it) or, where it is a copy, hashes to it; and
+        `.hubless/manifest` must hold `manifest` (spec §8.4). A folder that fails is set
+        aside and built again from the blobs, which must all be present (`StoreError`).
+        """
+        entries = tuple(files)
+        if not final.is_dir() or final.is_symlink():
+            if final.is_symlink() or final.exists():
+                self._set_aside(final)
+            return materialise(self, entries, final, manifest), ()
+        damaged = tuple(e.path for e in entries if not self._intact(final, e))
+        if not damaged and _holds(final, f"{METADATA_DIR}/manifest", manifest):
+            return final, ()
+        self._set_aside(final)
+        return materialise(self, entries, final, manifest), damaged or (f"{METADATA_DIR}/manifest",)
+
+    def _intact(self, folder: Path, entry: FileEntry) -> bool:
+        """Whether `folder/entry.path` is the blob of `entry`, checked without following links."""
+        try:
+            fd = open_regular(folder, entry.path)
+        except OSError:
+            return False
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_size != entry.size:
+                return False
+            try:
+                blob = self.blob(entry.sha256).stat()
+            except FileNotFoundError:
+                blob = None
+            if blob is not None and (blob.st_dev, blob.st_ino) == (st.st_dev, st.st_ino):
+                return blob.st_size == entry.size
+            # A copy (links failed: another filesystem) or a stray file: hash it.
+            return hashlib.file_digest(f, "sha256").digest() == entry.sha256
+
+    def _set_aside(self, final: Path) -> None:
+        """Move a damaged folder out of the way (then delete it): `final` is free again."""
+        try:
+            remove_stale(final.parent, final.name, ".damaged")
+            if final.is_symlink() or not final.is_dir():
+                final.unlink()  # a link or a file where a folder belongs: never followed
+                return
+            aside = make_temp_dir(final.parent, final.name, ".damaged")
+            os.replace(final, aside)
+        except OSError as exc:
+            raise StoreError(f"cannot repair {final}: {exc.strerror or exc}") from exc
+        shutil.rmtree(aside, ignore_errors=True)
 
     def seed_dir(self, infohash: bytes, torrent_name: str, snapshot: Path) -> Path:
         """A folder holding `torrent_name` → `snapshot`, laid out as the torrent expects."""
@@ -204,6 +258,13 @@ class Cache:
 
     def partial_dir(self, infohash: bytes) -> Path:
         return self.partial_root / infohash.hex()
+
+
+def _holds(folder: Path, relpath: str, data: bytes) -> bool:
+    try:
+        return read_regular(folder, relpath, len(data)) == data
+    except OSError:
+        return False
 
 
 def materialise(

@@ -174,3 +174,13 @@ def test_sessions_stay_on_loopback(testnet: RunningTestnet, client: Session) -> 
     for endpoint in settings["dht_bootstrap_nodes"].split(","):
         assert endpoint in testnet.bootstrap
     assert not (settings["enable_lsd"] or settings["enable_upnp"] or settings["enable_natpmp"])
+
+
+def test_a_seeded_torrent_never_writes_into_its_folder(client: Session, tmp_path: Path) -> None:
+    """Upload mode: a piece that fails its lazy check is not downloaded into a snapshot."""
+    import libtorrent as lt
+
+    folder = tmp_path / "seeded"
+    content = _model(folder, {"a.bin": 300 * KIB})
+    ih = client.seed(content.torrent_bytes, tmp_path, trust_files=True)
+    assert client._handle(ih).flags() & lt.torrent_flags.upload_mode
