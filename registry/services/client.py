@@ -11,6 +11,7 @@ places above `hubless.net` that name its libtorrent implementation.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -22,8 +23,10 @@ from ..config import Config
 from ..core.errors import KeyStoreError
 from ..core.keys import SigningKey
 from ..core.refs import Reference, check_name, check_version, parse_reference
+from ..files import private_dir
 from ..net.contract import ContentTorrent, Network, Torrents
 from ..store.cache import Cache
+from ..store.home import check_home
 from ..store.keystore import DEFAULT_KEY, KeyStore
 from ..store.state import State
 from . import export as export_service
@@ -33,12 +36,15 @@ from . import pull as pull_service
 from . import resolve as resolve_service
 from . import seed as seed_service
 from .context import Context
-from .events import Listener, ignore
+from .events import Event, Listener, ignore
 
 if TYPE_CHECKING:
     from .publish import PublishResult
     from .pull import PullResult
     from .resolve import Resolution
+
+
+log = logging.getLogger(__name__)
 
 
 def _libtorrent_torrents() -> Torrents:
@@ -84,6 +90,10 @@ class Client:
         passphrase_prompt: Callable[[str], str] | None = None,
     ) -> None:
         self.config = config or Config.resolve(os.environ)
+        data_dir = self.config.data_dir
+        warnings = check_home(data_dir, data_dir / "keys", self.config.cache_dir)
+        if not data_dir.exists():
+            private_dir(data_dir)
         self.ctx = Context(
             config=self.config,
             state=State(self.config.data_dir / "state.db"),
@@ -95,6 +105,9 @@ class Client:
             _network=network,
         )
         self._prompt = passphrase_prompt
+        for warning in warnings:
+            log.warning("%s", warning)
+            self.ctx.emit(Event("warning", warning))
 
     def _open_network(self) -> Network:
         from ..net.session import open_session

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import UsageError
+from ..core.errors import IntegrityError, UsageError
 from ..core.manifest import FileEntry, Manifest
 from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
@@ -125,7 +125,7 @@ def pull(
             )
         path = snapshot
     if to is not None:
-        path = materialise(cache, files, to.absolute(), resolution.target.data, link=False)
+        path = _place(ctx, manifest, files, to.absolute(), resolution.target.data)
     elif not complete:
         tag = hashlib.sha256("\0".join(f.path for f in files).encode()).hexdigest()[:12]
         final = cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq)
@@ -148,6 +148,22 @@ def pull(
         fetched,
         repaired,
     )
+
+
+def _place(
+    ctx: Context, manifest: Manifest, files: tuple[FileEntry, ...], to: Path, data: bytes
+) -> Path:
+    """Copy `files` from the cache to `to`, hashing each copy; a blob found altered is
+    removed, fetched again from peers, and the copy made once more (spec §8.4)."""
+    try:
+        return materialise(ctx.cache, files, to, data, link=False)
+    except IntegrityError as exc:
+        lost = [f for f in files if not ctx.cache.has_blob(f)]
+        if not lost:
+            raise
+        ctx.emit(Event("verify", f"{exc.message}; fetching it again"))
+        _download(ctx, manifest, lost)
+    return materialise(ctx.cache, files, to, data, link=False)
 
 
 def check_target(to: Path) -> None:

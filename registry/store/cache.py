@@ -83,6 +83,11 @@ class Cache:
         except FileNotFoundError:
             return False
 
+    def evict(self, entry: FileEntry) -> None:
+        """Remove the blob of `entry` (it no longer matches its name): it is fetched again."""
+        with contextlib.suppress(FileNotFoundError):
+            self.blob(entry.sha256).unlink()
+
     def check_space(self, needed: int, folder: Path | None = None, *, what: str) -> None:
         """Refuse (`StoreError`) when `folder` (default: the cache) has under `needed` bytes
         free, naming both numbers (spec §8.4). Reflinks may need less: the check is for the
@@ -272,7 +277,10 @@ def materialise(
 ) -> Path:
     """Build a folder of `files` from blobs next to `final`, then rename it into place.
 
-    `final` must not exist, or be an empty folder, and is never a symbolic link. The folder
+    `final` must not exist, or be an empty folder, and is never a symbolic link. Copies
+    (`link` False: a folder that leaves the cache for the user) are hashed again: a blob
+    that no longer matches its name is removed from the cache and `IntegrityError` raised,
+    so the caller can fetch it again (spec §8.4). The folder
     is built under an unpredictable name made exclusively next to it (`.<name>.<pid>.*.partial`);
     a crash leaves only that, and the next build of `final` removes the leftovers of dead
     processes. `link` hard-links the read-only blobs (cache snapshots); folders a user owns
@@ -286,6 +294,7 @@ def materialise(
         tmp = make_temp_dir(final.parent, final.name)
     except OSError as exc:
         raise StoreError(f"cannot create a folder next to {final}: {exc.strerror}") from exc
+    altered: list[FileEntry] = []
     try:
         for entry in files:
             blob = cache.blob(entry.sha256)
@@ -297,6 +306,16 @@ def materialise(
                 link_or_copy(blob, target)
             else:
                 copy_file(blob, target)
+                if sha256_file(target) != entry.sha256:
+                    altered.append(entry)
+        if altered:
+            for entry in altered:
+                cache.evict(entry)
+            raise IntegrityError(
+                f"the cached copy of {', '.join(e.path for e in altered)} was altered "
+                "after it was verified; it was removed from the cache",
+                hint="pull again to fetch it from peers; check who can write the cache",
+            )
         (tmp / METADATA_DIR).mkdir(parents=True, exist_ok=True)
         (tmp / METADATA_DIR / "manifest").write_bytes(manifest)
         _check_empty_target(final)
