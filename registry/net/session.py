@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 _POLL = 0.1  # seconds between status polls while a caller waits
 _PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 _CLOSE_WAIT = 10.0  # seconds close() waits for resume data
+# A download that received bad pieces ends when no verified byte arrived for this long with
+# no peer left connected (each peer that sent bad data was dropped), or at all (spec §8.4).
+BAD_DATA_NO_PEERS = 15.0
+BAD_DATA_STALL = 60.0
 
 
 @dataclass
@@ -54,6 +58,7 @@ class _Torrent:
     on_progress: ProgressCallback | None = None
     metadata: threading.Event = field(default_factory=threading.Event)
     error: str = ""
+    hash_failures: int = 0  # pieces that failed their SHA-1 check (bad data from peers)
 
 
 def _ih_bytes(handle: Any) -> bytes:
@@ -219,6 +224,8 @@ class Session:
         elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
             message = str(a.message())
             self._with_torrent(a, lambda t: setattr(t, "error", message))
+        elif isinstance(a, lt.hash_failed_alert):
+            self._with_torrent(a, lambda t: setattr(t, "hash_failures", t.hash_failures + 1))
         elif isinstance(a, lt.torrent_checked_alert):
             if a.handle.is_valid():  # it may have been removed since the check began
                 a.handle.force_dht_announce()
@@ -368,21 +375,41 @@ class Session:
         """Block until every wanted piece is verified on disk.
 
         Raises `NoPeersError` when no peer was ever connected before the deadline,
-        `NetTimeoutError` when peers were there but the transfer did not finish.
+        `NetTimeoutError` when peers were there but the transfer did not finish, and
+        `IntegrityError` when pieces failed their hash check and then no verified byte
+        arrived for `BAD_DATA_NO_PEERS` seconds with no peer left (every peer that sent
+        data was dropped for bad data) or `BAD_DATA_STALL` seconds in all (spec §8.4).
         """
         handle = self._handle(ih)
         deadline = time.monotonic() + timeout
         had_peers = False
+        last_done, last_change = -1, time.monotonic()
         while True:
             progress = _status_progress(ih, handle.status())
+            now = time.monotonic()
             with self._lock:
-                error = self._torrents[ih].error if ih in self._torrents else ""
+                torrent = self._torrents.get(ih)
+                error = torrent.error if torrent else ""
+                failures = torrent.hash_failures if torrent else 0
             if error:
                 raise StoreError(f"torrent {ih.hex()} failed: {error}")
             if progress.finished:
                 return progress
+            if progress.done > last_done:
+                last_done, last_change = progress.done, now
+            stalled = now - last_change
+            if failures and (
+                (progress.peers == 0 and stalled >= BAD_DATA_NO_PEERS) or stalled >= BAD_DATA_STALL
+            ):
+                raise IntegrityError(
+                    f"{failures} pieces failed their hash check and no verified data arrived "
+                    f"for {stalled:.0f} s ({progress.done:,} of {progress.wanted:,} bytes "
+                    "verified): every peer sent bad data, and libtorrent dropped them",
+                    hint="the publisher or another seeder must be online with the right "
+                    "files; try again later",
+                )
             had_peers = had_peers or progress.peers > 0
-            if time.monotonic() >= deadline:
+            if now >= deadline:
                 if not had_peers:
                     raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
                 raise NetTimeoutError(

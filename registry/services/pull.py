@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import IntegrityError, UsageError
+from ..core.errors import IntegrityError, NoPeersError, UsageError
 from ..core.manifest import FileEntry, Manifest
 from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
@@ -99,6 +100,7 @@ def pull(
     manifest = resolution.target.manifest
     files = select(manifest, include)
     needed = [f for f in files if not ctx.cache.has_blob(f)]
+    check_room(ctx, manifest, needed, files, to)
     downloaded = _download(ctx, manifest, needed) if needed else 0
     complete = len(files) == len(manifest.files)
     cache = ctx.cache
@@ -148,6 +150,43 @@ def pull(
         fetched,
         repaired,
     )
+
+
+def check_room(
+    ctx: Context,
+    manifest: Manifest,
+    needed: list[FileEntry],
+    files: tuple[FileEntry, ...],
+    to: Path | None,
+) -> None:
+    """Refuse before downloading when the disks lack room (`StoreError`, spec §8.4).
+
+    The cache's disk needs the files still to download (less what a killed pull already
+    wrote into `partial/`); a `--to` folder needs a copy of every selected file, on the same
+    disk as the cache or its own.
+    """
+    what = f"pulling {manifest.name} {manifest.version}"
+    partial = ctx.cache.partial_dir(manifest.content_infohash) / manifest.name
+    download = sum(max(0, f.size - _allocated(partial / f.path)) for f in needed)
+    copies = sum(f.size for f in files) if to is not None else 0
+    if to is not None and not _same_disk(to, ctx.cache.root):
+        ctx.cache.check_space(copies, to.absolute(), what=f"{what} into {to}")
+        copies = 0
+    ctx.cache.check_space(download + copies, ctx.cache.partial_root, what=what)
+
+
+def _allocated(path: Path) -> int:
+    try:
+        return os.stat(path).st_blocks * 512
+    except OSError:
+        return 0
+
+
+def _same_disk(path: Path, other: Path) -> bool:
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.stat(probe).st_dev == os.stat(other).st_dev
 
 
 def _place(
@@ -227,9 +266,16 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
 
     ctx.stop_seeding(ih)  # a seeded copy whose blob went missing: download it afresh
     net.download(torrent, folder, file_priorities=priorities, on_progress=progress)
+    what = f"{manifest.name} {manifest.version}"
     try:
         net.wait_finished(ih, ctx.config.transfer_timeout)
         downloaded = net.payload_downloaded(ih)
+    except NoPeersError as exc:
+        raise NoPeersError(
+            f"nobody is serving the files of {what} (content torrent {ih.hex()}): {exc.message}"
+        ) from exc
+    except IntegrityError as exc:
+        raise IntegrityError(f"{what}: {exc.message}", hint=exc.hint or None) from exc
     finally:
         net.remove(ih)
     ctx.emit(Event("verify", f"verifying {len(needed)} files ({total:,} bytes)", 0, total))

@@ -13,48 +13,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningTestnet, read_line, stop_process
+from tests.conftest import RunningTestnet
 
 from . import cli
 from .fs import changes, listing
 from .hostile import NAME
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture()
-def attacker(testnet: RunningTestnet, tmp_path: Path) -> Iterator[object]:
-    started: list[subprocess.Popen[str]] = []
-
-    def start(kind: str) -> str:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.e2e.hostile",
-                testnet.bootstrap_arg,
-                str(tmp_path / "attacker"),
-                kind,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        started.append(proc)
-        return str(json.loads(read_line(proc, 60))["ref"])
-
-    yield start
-    for proc in started:
-        stop_process(proc)
 
 
 def run_each(
