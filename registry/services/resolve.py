@@ -15,6 +15,7 @@ from typing import Any
 from ..core.errors import (
     HublessError,
     NetworkError,
+    NoPeersError,
     NotFoundError,
     OversizedError,
     RollbackError,
@@ -123,7 +124,14 @@ def resolve(ctx: Context, ref: Reference) -> Resolution:
     r = record.record
     data = None
     if trust.needs_manifest:
-        data = fetch_manifest(ctx, ref, r.manifest_infohash, r.manifest_hash, trust.now)
+        data = fetch_manifest(
+            ctx,
+            ref,
+            r.manifest_infohash,
+            r.manifest_hash,
+            trust.now,
+            what=f"{ref.name} {r.version} (seq {r.seq})",
+        )
     latest = trust.update_latest(data)
     new = trust.to_remember
     if new is not None:
@@ -165,7 +173,14 @@ def _choose(
     if choice.entry is None:
         return Resolution(ref, record, latest, latest_ih, latest, latest_ih, choice.yanked, stale)
     row = choice.entry
-    data = fetch_manifest(ctx, ref, row.manifest_infohash, row.manifest_hash, trust.now)
+    data = fetch_manifest(
+        ctx,
+        ref,
+        row.manifest_infohash,
+        row.manifest_hash,
+        trust.now,
+        what=f"{ref.name} {row.version} (seq {row.seq})",
+    )
     target = trust.update_target(row, data)
     seed_manifest(ctx, target, row.manifest_infohash)
     return Resolution(
@@ -174,21 +189,35 @@ def _choose(
 
 
 def fetch_manifest(
-    ctx: Context, ref: Reference, infohash: bytes, expected_hash: bytes, now: int
+    ctx: Context,
+    ref: Reference,
+    infohash: bytes,
+    expected_hash: bytes,
+    now: int,
+    *,
+    what: str = "",
 ) -> bytes:
     """The bytes of a signed manifest, from the cache (by hash) or by its torrent's infohash.
 
     Nothing is verified here beyond the torrent's shape: the caller hands the bytes to
     `ModelTrust`, and seeds the manifest (`seed_manifest`) only once every rule passed.
     Raises `OversizedError` for a torrent that is not one small file, `StoreError` when the
-    finished download's file cannot be read, and the network's errors.
+    finished download's file cannot be read, and the network's errors (`NoPeersError`
+    naming `what`, the revision, e.g. "tiny v2 (seq 2)").
     """
     cached = ctx.cache.manifest_path(expected_hash)
     if cached.exists():
         return cached.read_bytes()
     ctx.emit(Event("fetch-manifest", f"fetching manifest {infohash.hex()[:16]}…"))
     net = ctx.network
-    torrent = net.fetch_metadata(infohash, ctx.config.dht_timeout)
+    try:
+        torrent = net.fetch_metadata(infohash, ctx.config.dht_timeout)
+    except NoPeersError as exc:
+        raise NoPeersError(
+            f"nobody is serving the manifest of {what or ref.name} (manifest torrent "
+            f"{infohash.hex()}): {exc.message}",
+            hint="the publisher or someone who pulled it must be online; try again later",
+        ) from exc
     meta = parse_metainfo(torrent)
     if meta.total_size > MAX_MANIFEST_SIZE or len(meta.files) != 1:
         raise OversizedError(

@@ -67,7 +67,7 @@ def test_click_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_keys_new_list_show_and_passphrases(tmp_path: Path) -> None:
-    made = hubless(tmp_path, "--json", "key", "new", env={"HUBLESS_PASSPHRASE": "s3cret"})
+    made = hubless(tmp_path, "--json", "key", "new", env={"HUBLESS_PASSPHRASE": "s3cret horse"})
     assert made.returncode == 0, made.stderr
     info = json.loads(made.stdout)
     assert info["encrypted"] and len(info["public_key"]) == 52
@@ -83,7 +83,7 @@ def test_keys_new_list_show_and_passphrases(tmp_path: Path) -> None:
 
 
 def test_wrong_passphrase_is_a_clear_error_before_any_network(tmp_path: Path) -> None:
-    hubless(tmp_path, "key", "new", env={"HUBLESS_PASSPHRASE": "right"})
+    hubless(tmp_path, "key", "new", env={"HUBLESS_PASSPHRASE": "right horse"})
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
@@ -97,7 +97,7 @@ def test_wrong_passphrase_is_a_clear_error_before_any_network(tmp_path: Path) ->
         "m",
         "--version",
         "v1",
-        env={"HUBLESS_PASSPHRASE": "wrong"},
+        env={"HUBLESS_PASSPHRASE": "wrong horse"},
     )
     assert done.returncode == 1
     assert "wrong passphrase" in done.stderr and "Traceback" not in done.stderr
