@@ -6,6 +6,7 @@ from hubless.core import errors
 
 # The first matching class wins: most specific first.
 EXIT_CODES: tuple[tuple[type[errors.HublessError], int, str], ...] = (
+    (errors.KeyLeakError, 3, ""),
     (errors.UsageError, 2, ""),
     (errors.KeyStoreError, 1, "list keys with: hubless key list"),
     (errors.StoreError, 1, "check the folder's permissions and free space"),

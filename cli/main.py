@@ -336,10 +336,24 @@ def pull(
 
 @cli.command()
 @click.option("--key", "key_name", help="Also republish this key's records every 30 minutes.")
-def seed(key_name: str | None) -> None:
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Republish --key's records once and exit (3 if one was not signed here).",
+)
+def seed(key_name: str | None, once: bool) -> None:
     """Serve every model this machine published or pulled, until Ctrl-C."""
     client = _app.client()
     signing = client.signing_key(key_name) if key_name else None
+    if once:
+        if signing is None:
+            raise UsageError("--once republishes a key's records: name it with --key")
+        checks = client.republish(signing)
+        text = "\n".join(
+            f"{c.name}: {c.status}" + (f" ({c.detail})" if c.detail else "") for c in checks
+        )
+        _app.renderer.result([c.summary() for c in checks], text or "no models to republish")
+        return
     _app.renderer.event_text("seeding; press Ctrl-C to stop")
     client.seed(_stop_on_signals(), key=signing)
 

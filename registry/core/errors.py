@@ -72,6 +72,15 @@ class EquivocationError(UntrustedDataError):
     """Two different signed statements for the same seq."""
 
 
+class KeyLeakError(EquivocationError):
+    """A record under this machine's own key that this machine did not sign."""
+
+    hint = (
+        "the publisher key may have leaked: hubless did not overwrite these records; stop "
+        "using the key, publish under a new one and tell your users"
+    )
+
+
 class HistoryRewriteError(UntrustedDataError):
     """A manifest whose history does not extend the one already known."""
 

@@ -37,6 +37,7 @@ from . import resolve as resolve_service
 from . import seed as seed_service
 from .context import Context
 from .events import Event, Listener, ignore
+from .own_records import OwnRecordCheck, leak_error
 
 if TYPE_CHECKING:
     from .publish import PublishResult
@@ -234,6 +235,18 @@ class Client:
     def dht_nodes(self) -> list[str]:
         """`host:port` of the DHT nodes another client should join to find this network."""
         return export_service.dht_nodes(self.ctx)
+
+    def republish(self, key: SigningKey) -> list[OwnRecordCheck]:
+        """Check and put again, once, the records of every model `key` published here.
+
+        Raises `KeyLeakError` when the DHT holds a record under `key` that this machine did
+        not sign (spec §8.5); such records are never overwritten.
+        """
+        _, checks = seed_service.republish_once(self.ctx, key)
+        error = leak_error(checks)
+        if error is not None:
+            raise error
+        return checks
 
     def seed(self, stop: threading.Event | None = None, *, key: SigningKey | None = None) -> None:
         """Serve everything this machine holds until `stop` is set (forever by default)."""

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import (
+    EquivocationError,
     HublessError,
     IntegrityError,
+    KeyLeakError,
     NetworkError,
     NotFoundError,
     OversizedError,
@@ -195,6 +197,12 @@ def _previous(ctx: Context, ref: Reference) -> _Previous | None:
     try:
         resolution = resolve(ctx, ref)
         return _Previous(resolution.latest, resolution.latest_infohash, not resolution.stale)
+    except EquivocationError as exc:
+        # Another manifest for a seq this machine signed, under our own key (spec §8.5).
+        raise KeyLeakError(
+            f"the DHT holds a record of {ref.name} under this key that this machine did not "
+            f"sign ({exc.message}); nothing was published"
+        ) from exc
     except (NotFoundError, RollbackError):
         # RollbackError: the DHT holds an older record than this machine signed (the put
         # failed, or nodes forgot it). Our own remembered revision is the truth (spec §8.2).

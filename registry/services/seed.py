@@ -10,20 +10,14 @@ from __future__ import annotations
 import threading
 import time
 
-from ..core.errors import (
-    EquivocationError,
-    HublessError,
-    NetworkError,
-    NotFoundError,
-    UntrustedDataError,
-)
+from ..core.errors import HublessError
 from ..core.keys import SigningKey
 from ..core.manifest import verify_manifest
 from ..core.record import encode_record
-from ..core.trust import choose_record
 from ..store.state import SeedEntry
 from .context import Context
 from .events import Event
+from .own_records import OwnRecordCheck, check_own_record
 from .publish import INDEX_LIST_NAME, put_index, record_for
 
 REPUBLISH_EVERY = 30 * 60.0
@@ -66,13 +60,25 @@ def _unrecorded_manifest(ctx: Context, entry: SeedEntry) -> bool:
 def republish(ctx: Context, key: SigningKey) -> int:
     """Put the latest record of every model of `key` known here again; return how many.
 
-    A model whose DHT record is newer than this machine's (published from another machine)
-    is left alone: putting ours would push an older release over it.
+    Each model's record is checked first (`check_own_record`, spec §8.5): one newer than
+    this machine's (the key used elsewhere) or one this machine did not sign (the key may
+    have leaked) is left alone and reported, never overwritten.
     """
+    return republish_once(ctx, key)[0]
+
+
+def republish_once(ctx: Context, key: SigningKey) -> tuple[int, list[OwnRecordCheck]]:
+    """`republish`, also returning the check of every model (for a one-shot command that
+    exits with `leak_error(checks)`)."""
     count = 0
+    checks: list[OwnRecordCheck] = []
     for model in ctx.state.models(key.public):
+        check = check_own_record(ctx, key.public, model.name)
+        checks.append(check)
+        if check.status == "unreachable":
+            ctx.emit(Event("seed", f"not republishing {model.name}: {check.detail}"))
         known = ctx.state.known(key.public, model.name)
-        if known is None or _dht_is_ahead(ctx, key, model.name, known.seq):
+        if known is None or not check.may_republish:
             continue
         verified = verify_manifest(known.manifest, key.public, model.name, now=int(time.time()))
         record = record_for(verified, known.manifest_infohash)
@@ -86,7 +92,7 @@ def republish(ctx: Context, key: SigningKey) -> int:
     if count:
         put_index(ctx, key)
     ctx.emit(Event("seed", f"republished {count} records"))
-    return count
+    return count, checks
 
 
 def run(
@@ -104,30 +110,3 @@ def run(
             republish(ctx, key)
             next_put = time.monotonic() + republish_every
         stop.wait(1.0)
-
-
-def _dht_is_ahead(ctx: Context, key: SigningKey, name: str, ours: int) -> bool:
-    try:
-        items = ctx.network.dht_get(key.public, name.encode(), ctx.config.dht_timeout)
-        theirs = choose_record(items, key.public, name, now=int(time.time())).record.seq
-    except NotFoundError:
-        return False  # forgotten: exactly what republishing is for
-    except EquivocationError as exc:
-        # Our own key signed two records for one seq: two machines publish, or the key leaked.
-        ctx.emit(Event("seed", f"not republishing {name}: {exc.message}; check who holds this key"))
-        return True
-    except UntrustedDataError:
-        return False  # junk under our key and salt: our signed record replaces it
-    except NetworkError as exc:
-        ctx.emit(Event("seed", f"not republishing {name}: {exc.message}"))
-        return True
-    if theirs > ours:
-        ctx.emit(
-            Event(
-                "seed",
-                f"the DHT has seq {theirs} of {name}, newer than seq {ours} "
-                "known here (published elsewhere?): not republishing it",
-            )
-        )
-        return True
-    return False

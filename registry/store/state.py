@@ -54,6 +54,14 @@ CREATE TABLE IF NOT EXISTS published (
     name TEXT NOT NULL,
     PRIMARY KEY (publisher, name)
 );
+CREATE TABLE IF NOT EXISTS key_alerts (
+    publisher TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (publisher, name)
+);
 CREATE TABLE IF NOT EXISTS index_seq (
     publisher TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
@@ -222,6 +230,30 @@ class State:
         return [
             SeedEntry(r[0], r[1], PublicKey.parse(r[2]), r[3], r[4], r[5], Path(r[6])) for r in rows
         ]
+
+    # --- records under our own keys that this machine did not sign (spec §8.5) --------------
+
+    def set_key_alert(self, publisher: PublicKey, name: str, status: str, detail: str) -> None:
+        """Remember that the DHT holds a record of `name` under our key not signed here."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO key_alerts VALUES (?, ?, ?, ?, ?)",
+                (publisher.text, name, status, detail, int(time.time())),
+            )
+
+    def clear_key_alert(self, publisher: PublicKey, name: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM key_alerts WHERE publisher=? AND name=?", (publisher.text, name)
+            )
+
+    def key_alerts(self) -> list[tuple[PublicKey, str, str, str, int]]:
+        """(publisher, name, status, detail, seen_at) of every open alert, for `status`."""
+        rows = self._db.execute(
+            "SELECT publisher, name, status, detail, seen_at FROM key_alerts "
+            "ORDER BY publisher, name"
+        ).fetchall()
+        return [(PublicKey.parse(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
     # --- pinned publishers and subscriptions --------------------------------------------------
 
