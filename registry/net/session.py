@@ -40,6 +40,7 @@ from .contract import Progress, ProgressCallback, PutReport
 from .dht import Dht, network_id
 from .profile import NetProfile, settings_for
 from .resume import ResumeStore
+from .torrents import TORRENT_LIMITS, load_torrent_info
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ class Session:
             data = self._resume.load(key, Path(save_path))
             if data is not None:
                 try:
-                    atp = lt.read_resume_data(data)
+                    atp = lt.read_resume_data(data, TORRENT_LIMITS)
                 except RuntimeError:
                     log.warning("ignoring unreadable resume data for %s", key.hex())
         if atp is None:
@@ -550,7 +551,7 @@ class Session:
 
 def _torrent_info(torrent_bytes: bytes) -> Any:
     try:
-        return lt.torrent_info(torrent_bytes)
+        return load_torrent_info(torrent_bytes)
     except (RuntimeError, TypeError) as exc:
         raise IntegrityError(f"not a valid .torrent: {exc}") from exc
 
