@@ -292,6 +292,11 @@ class Session:
                     atp = lt.read_resume_data(data, TORRENT_LIMITS)
                 except RuntimeError:
                     log.warning("ignoring unreadable resume data for %s", key.hex())
+                # Resume data of the same torrent kept elsewhere (a seeded snapshot, now a
+                # download into partial/) describes other files, and its flags (seed and
+                # upload mode) would stop the download: start afresh.
+                if atp is not None and Path(atp.save_path) != Path(save_path):
+                    atp = None
         if atp is None:
             atp = lt.parse_magnet_uri(f"magnet:?xt=urn:btih:{key.hex()}")
         if ti is not None:
@@ -346,6 +351,7 @@ class Session:
             ti = _torrent_info(source)
             ih = _ih_bytes(ti)
         atp = self._params_for(ih, ti, save_path)
+        atp.flags &= ~(lt.torrent_flags.upload_mode | lt.torrent_flags.seed_mode)
         if file_priorities is not None:
             if ti is None:
                 raise UsageError("file priorities need the .torrent, not only its infohash")
