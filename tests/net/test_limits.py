@@ -6,8 +6,9 @@ the same bytes with its own limits (3,000,000 bencode tokens for a .torrent, 2,5
 publishing failed with an unwrapped RuntimeError. A torrent at the spec's limit must parse
 where hubless makes it, seed, and travel between two sessions as metadata.
 
-About 30 s: making a torrent of 200,000 files (400,000 entries with their pad files, 22 MB)
-takes libtorrent 9 s, and sending its metadata between two sessions about 10 s.
+Making a torrent of 200,000 files (400,000 entries with their pad files, 22 MB) takes
+libtorrent 9 s; sending its metadata between two sessions takes about 12 s alone, and over
+a minute under the loopback audit (strace) on a loaded machine, so that test is `slow`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def test_a_torrent_of_the_spec_s_file_limit_parses_where_hubless_reads_it(
     assert len(torrent_files(torrent_at_the_limit)) == MAX_FILES
 
 
+@pytest.mark.slow
 def test_its_metadata_travels_between_two_sessions(
     testnet: RunningTestnet, tmp_path: Path, torrent_at_the_limit: bytes
 ) -> None:
@@ -64,8 +66,15 @@ def test_its_metadata_travels_between_two_sessions(
         seeder.wait_for_dht(2, 10)
         fetcher.wait_for_dht(2, 10)
         ih = seeder.seed(torrent_at_the_limit, tmp_path / "files", trust_files=True)
-        got: list[bytes] = []
-        thread = threading.Thread(target=lambda: got.append(fetcher.fetch_metadata(ih, 60)))
+        got: list[bytes | Exception] = []
+
+        def fetch() -> None:
+            try:
+                got.append(fetcher.fetch_metadata(ih, 240))
+            except Exception as exc:  # reported below, in the test's thread
+                got.append(exc)
+
+        thread = threading.Thread(target=fetch)
         thread.start()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # point the fetch at the seeder (DHT is slower)
@@ -74,7 +83,7 @@ def test_its_metadata_travels_between_two_sessions(
                 break
             except UsageError:  # the fetch has not added the torrent yet
                 time.sleep(0.05)
-        thread.join(90)
-        assert got, "no metadata within the timeout"
+        thread.join(300)
+        assert got and isinstance(got[0], bytes), got
         assert infohash_of(got[0]) == ih  # the hubless parser (pure Python) takes ~20 s here
         assert len(torrent_files(got[0])) == MAX_FILES
