@@ -202,3 +202,29 @@ def test_publish_and_seed_ask_for_the_passphrase_once(
     done = hubless("publish", model, "--name", "m", "--version", "v1", "--seed", app=app)
     assert done.code == 0, done.stderr
     assert asked == ["Passphrase for key 'default'"]
+
+
+# --- the error table's precedence -----------------------------------------------------------
+
+
+def test_the_hint_given_where_an_error_is_raised_wins() -> None:
+    from hubless.cli.errors import classify
+    from hubless.core import errors
+
+    assert classify(errors.NotFoundError("x", hint="given here")) == (1, "given here")
+    assert classify(errors.InvalidReferenceError("x", hint="e.g. this")) == (2, "e.g. this")
+
+
+def test_then_the_most_specific_class_or_table_hint() -> None:
+    from hubless.cli.errors import TABLE, classify
+    from hubless.core import errors
+
+    # The table's command-line wording beats the class's own hint at the same class...
+    assert classify(errors.NotFoundError("x"))[1] == TABLE[errors.NotFoundError][1]
+    assert "publisher or any mirror seeding" in classify(errors.NoPeersError("no peer for ab"))[1]
+    # ...and a class's own hint beats every hint of its bases.
+    assert "clock" in classify(errors.FutureTimestampError("x"))[1]
+    # With nothing more specific, the base's hint applies.
+    assert "--bootstrap" in classify(errors.NetTimeoutError("x"))[1]
+    assert classify(errors.InvalidReferenceError("x")) == (2, "")
+    assert classify(errors.KeyStoreError("x")) == (1, "list the keys here with: hubless key list")
