@@ -86,10 +86,9 @@ class App:
     network: Network | None = None
     prompt: Callable[[str], str] = _terminal_prompt
     stop: Callable[[], threading.Event] = _stop_on_signals
-    env: dict[str, str] | None = None  # None: the process environment, read when needed
-    _config: Config | None = field(default=None, repr=False)
-    _renderer: Renderer | None = field(default=None, repr=False)
-    _client: Client | None = field(default=None, repr=False)
+    _config: Config | None = field(default=None, init=False, repr=False)
+    _renderer: Renderer | None = field(default=None, init=False, repr=False)
+    _client: Client | None = field(default=None, init=False, repr=False)
 
     @property
     def debug(self) -> bool:
@@ -103,7 +102,7 @@ class App:
 
             o = self.options
             self._config = Config.resolve(
-                os.environ if self.env is None else self.env,
+                os.environ,  # read now, not at import: a test runner may have changed it
                 home=o.home,
                 bootstrap=o.bootstrap,
                 listen=o.listen,
@@ -132,7 +131,10 @@ class App:
         return self._client
 
     def signing_key(self, name: str) -> SigningKey:
-        """Load key `name` once (asking for its passphrase at most once)."""
+        """Load key `name`, asking for its passphrase if it needs one and none is configured.
+
+        Each call may ask again: a command loads a key once and passes the key on.
+        """
         return self.client().signing_key(name)
 
     def close(self) -> None:

@@ -108,6 +108,18 @@ def test_quiet_publish_prints_the_reference(hubless: Hubless, swarm: Swarm, mode
     assert "published" in done.stderr
 
 
+def test_quiet_verify_prints_only_the_problems(
+    hubless: Hubless, swarm: Swarm, published: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "pulled"
+    assert hubless("pull", published, "--to", folder, app=App(network=swarm.node())).code == 0
+    assert hubless("-q", "verify", folder).stdout == ""
+    (folder / "config.json").write_bytes(b"{}")
+    done = hubless("-q", "verify", folder)
+    assert done.code == 1 and done.stdout == "modified  config.json\n"
+    assert "FAILED" in done.stderr
+
+
 # --- notes, license and tags ----------------------------------------------------------------
 
 
