@@ -134,23 +134,6 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def parse_bootstrap(text: str) -> tuple[Endpoint, ...]:
-    """Parse `host:port,host:port` (IPv6 as `[addr]:port`) into endpoints."""
-    endpoints: list[Endpoint] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        host, sep, port_text = part.rpartition(":")
-        if not sep or not host or not port_text.isdigit():
-            raise UsageError(f"bootstrap node {part!r} is not host:port")
-        port = int(port_text)
-        if not 0 < port < 65536:
-            raise UsageError(f"bootstrap node {part!r} has port out of range")
-        endpoints.append((host.strip("[]"), port))
-    return tuple(endpoints)
-
-
 def settings_for(profile: NetProfile) -> dict[str, int | str | bool]:
     """The libtorrent settings pack for `profile`; LSD, UPnP and NAT-PMP are always off."""
     bootstrap = ",".join(format_endpoint(h, p) for h, p in profile.bootstrap)

@@ -1,4 +1,4 @@
-"""An in-memory `Network` (registry/services/network.py) that an attacker can steer.
+"""An in-memory `Network` (registry/net/contract.py) that an attacker can steer.
 
 One `Swarm` is the whole outside world: DHT slots and who serves which torrent. Each client
 gets its own `FakeNetwork` view of it (its own torrents, byte counters and seeds), so a
