@@ -321,18 +321,20 @@ class KrpcClient:
         for address in self._bootstrap:
             walk.add(address, None)
         self._pending.clear()  # late replies to an earlier operation are dropped
-        sent = 0
+        tried = sent = 0
 
         def encode(tid: bytes) -> bytes:
             return krpc.encode_get(tid, self.node_id, target, seq)
 
         while (now := time.monotonic()) < deadline:
-            while len(self._pending) < cfg.alpha and sent < cfg.max_queries:
+            while len(self._pending) < cfg.alpha and tried < cfg.max_queries:
                 ask = walk.next()
                 if ask is None:
                     break
-                sent += 1
-                if not self._query(ask, encode, min(now + cfg.query_timeout, deadline)):
+                tried += 1
+                if self._query(ask, encode, min(now + cfg.query_timeout, deadline)):
+                    sent += 1
+                else:
                     walk.failed(ask)
             if not self._pending:
                 break
