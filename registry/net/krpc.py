@@ -373,13 +373,16 @@ class KrpcClient:
         """Put `item` verbatim on `lookup`'s k closest nodes that gave a write token.
 
         Raises what `verify_item` raises (`BadSignatureError`, `MalformedError`,
-        `OversizedError`, ...) for an item that fails under its own key, before sending.
-        Nothing is put when an answer held a validly signed higher seq (`newer`, `newest`),
-        or, with `min_current`, when at least that many of the k closest nodes already hold
-        this seq or a higher one (BEP-44's republish back-off). Nodes that said they hold a
-        higher seq are never sent the put. Waits at most `config.query_timeout` seconds.
+        `OversizedError`, ...) for an item that fails under its own key, before sending, and
+        `UsageError` for a lookup of another target. Nothing is put when an answer held a
+        validly signed higher seq (`newer`, `newest`), or, with `min_current`, when at least
+        that many of the k closest nodes already hold this seq (BEP-44's republish back-off;
+        a claimed higher seq counts only through a verified item). Nodes that said they hold
+        a higher seq are never sent the put. Waits at most `config.query_timeout` seconds.
         """
         key = _check(item)
+        if lookup.target != krpc.target_id(item.public_key, item.salt):
+            raise UsageError("the lookup is for another item's target")
         newer: list[RawItem] = []
         for answer in lookup.answers:
             if answer.item is not None and answer.item.seq > item.seq:
@@ -390,18 +393,18 @@ class KrpcClient:
                     continue
                 newer.append(answer.item)
         closest = lookup.closest(self.config.k)
-        held = sum(1 for a in closest if a.seq is not None and a.seq >= item.seq)
+        current = sum(1 for a in closest if a.seq == item.seq)
         report = PutReport(
             stored=0,
             queried=0,
-            already_current=sum(1 for a in closest if a.seq == item.seq),
+            already_current=current,
             newer=len(newer),
             skipped=True,
             lookup_queries=lookup.queried,
             newest=max(newer, key=lambda i: i.seq) if newer else None,
             traffic=lookup.traffic,
         )
-        if newer or (min_current is not None and held >= min_current):
+        if newer or (min_current is not None and current >= min_current):
             return report
         before = self._tally.snapshot()
         stored, refused, sent = self._put(item, closest)

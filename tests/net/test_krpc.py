@@ -28,9 +28,10 @@ from hubless.core.errors import (
     NotFoundError,
     OversizedError,
     UntrustedDataError,
+    UsageError,
 )
 from hubless.core.keys import SigningKey
-from hubless.net.krpc import KrpcClient, KrpcConfig, Lookup, reput_item
+from hubless.net.krpc import KrpcClient, KrpcConfig, Lookup, Traffic, reput_item
 from hubless.net.session import Session
 from hubless.net.testnet import Testnet as LoopbackTestnet
 
@@ -505,3 +506,28 @@ def test_nothing_here_raises_anything_but_hubless_errors() -> None:
             pass
         except HublessError as exc:
             pytest.fail(f"{type(exc).__name__} is not an untrusted-data error")
+
+
+def test_a_lookup_of_another_target_is_refused_before_sending() -> None:
+    item = sign_item(PUBLISHER, SALT, 1, b"value")
+    with KrpcClient(_config(), []) as client:
+        with pytest.raises(UsageError):
+            client.put(item, Lookup(b"\0" * 20, (), 0, Traffic()))
+        assert client.traffic.packets_sent == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"bind_host": "localhost"},
+        {"bind_host": "::1"},
+        {"bind_port": 70000},
+        {"timeout": 1.0, "query_timeout": 1.0},
+        {"alpha": 0},
+        {"max_queries": 0},
+        {"k": 8, "max_candidates": 4},
+    ],
+)
+def test_config_refuses_what_cannot_work(bad: dict[str, Any]) -> None:
+    with pytest.raises(UsageError):
+        _config(**bad)
