@@ -31,8 +31,8 @@ from .render import Renderer
 if TYPE_CHECKING:
     from hubless.config import Config
     from hubless.core.keys import SigningKey
-    from hubless.services.client import Client
     from hubless.net.contract import Network
+    from hubless.services.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 

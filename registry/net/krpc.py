@@ -20,13 +20,14 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, astuple, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from types import TracebackType
 
 from ..core import krpc
 from ..core.bep44 import RawItem, verify_item
 from ..core.errors import MalformedError, UntrustedDataError, UsageError
 from ..core.keys import PUBLIC_KEY_SIZE, PublicKey
+from .contract import PutReport, Traffic
 
 log = logging.getLogger(__name__)
 
@@ -72,24 +73,6 @@ class KrpcConfig:
 
 
 @dataclass(frozen=True)
-class Traffic:
-    """Datagrams and bytes one operation sent and received; `dropped` counts received
-    datagrams that were ignored (malformed, oversized, unknown transaction, wrong sender)."""
-
-    packets_sent: int = 0
-    bytes_sent: int = 0
-    packets_received: int = 0
-    bytes_received: int = 0
-    dropped: int = 0
-
-    def __add__(self, other: Traffic) -> Traffic:
-        return Traffic(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
-
-    def __sub__(self, other: Traffic) -> Traffic:
-        return Traffic(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
-
-
-@dataclass(frozen=True)
 class NodeAnswer:
     """One node's answer to a `get`: who it is, the seq it holds (None: no item), its write
     token, and the item when it sent one (unverified: check it with `verify_item`)."""
@@ -122,28 +105,6 @@ class Lookup:
             if answer.item is not None:
                 found.setdefault(answer.item.signature, answer.item)
         return tuple(sorted(found.values(), key=lambda i: i.seq, reverse=True))
-
-
-@dataclass(frozen=True)
-class PutReport:
-    """What a verbatim put did.
-
-    `stored`: nodes that acknowledged it; `queried`: nodes it was sent to; `already_current`:
-    how many of the k closest held this seq before; `newer`: how many answers held a validly
-    signed higher seq (then nothing is put, and `newest` is the highest such item);
-    `refused`: put errors (BEP-44 302 when a node holds a higher seq); `skipped`: no put was
-    sent (back-off, or a newer item found); `lookup_queries`: gets of the traversal.
-    """
-
-    stored: int
-    queried: int
-    already_current: int
-    newer: int = 0
-    refused: int = 0
-    skipped: bool = False
-    lookup_queries: int = 0
-    newest: RawItem | None = None
-    traffic: Traffic = field(default_factory=Traffic)
 
 
 @dataclass

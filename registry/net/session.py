@@ -99,7 +99,7 @@ class Session:
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
         self._ses: Any = lt.session(self._params())
-        self.dht = Dht(self._ses, self._lock)
+        self.dht = Dht(self._ses, self._lock, profile)
         self._stopping = threading.Event()
         self._closed = False
         self._loop = threading.Thread(target=self._alert_loop, name="hubless-alerts", daemon=True)
@@ -160,9 +160,11 @@ class Session:
         """Sign and store `payload` under (key, salt); return how many nodes stored it."""
         return self.dht.put(key, salt, payload, timeout)
 
-    def dht_put_signed(self, item: RawItem, timeout: float = 10.0) -> PutReport:
+    def dht_put_signed(
+        self, item: RawItem, timeout: float = 10.0, *, min_current: int | None = None
+    ) -> PutReport:
         """Store an item exactly as its publisher signed it (BEP-44 re-announce)."""
-        return self.dht.put_signed(item, timeout)
+        return self.dht.put_signed(item, timeout, min_current=min_current)
 
     # --- the alert loop -----------------------------------------------------------------------
 
@@ -450,6 +452,7 @@ class Session:
                 )
             except (OSError, RuntimeError) as exc:
                 log.warning("could not save DHT state: %s", exc)
+        self.dht.close()
         self._stopping.set()
         self._loop.join()
         with self._lock:

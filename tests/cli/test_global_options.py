@@ -67,8 +67,8 @@ def option_cases(tmp: Path) -> dict[str, tuple[tuple[str, ...], str, Any]]:
 @pytest.fixture(autouse=True)
 def _no_long_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """testnet and demo run until stopped or for a minute: stub the loops, keep the command."""
-    import hubless.net.testnet
     import hubless.lab.demo
+    import hubless.net.testnet
 
     monkeypatch.setattr(hubless.net.testnet, "run_testnet", lambda *a, **kw: None)
     monkeypatch.setattr(hubless.lab.demo, "run_demo", lambda *a, **kw: {})

@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 from hubless.core import bencode
 from hubless.core import krpc as codec
-from hubless.core.bep44 import RawItem, VerifiedItem, sign_item, verify_item, wrap_value
+from hubless.core.bep44 import (
+    RawItem,
+    VerifiedItem,
+    newest_valid,
+    sign_item,
+    verify_item,
+    wrap_value,
+)
 from hubless.core.errors import (
     BadSignatureError,
     HublessError,
@@ -48,6 +55,11 @@ def _raw(item: VerifiedItem) -> RawItem:
     )
 
 
+def _get(session: Session) -> VerifiedItem:
+    """A plain libtorrent get, verified by the core (the seam returns items raw)."""
+    return newest_valid(session.dht_get(PUBLISHER.public, SALT, timeout=10), PUBLISHER.public, SALT)
+
+
 def _config(**overrides: Any) -> KrpcConfig:
     base: dict[str, Any] = {"timeout": 5.0, "query_timeout": 1.0}
     return KrpcConfig(**{**base, **overrides})
@@ -65,7 +77,7 @@ def _publish(net: LoopbackTestnet, *payloads: bytes) -> list[RawItem]:
         reader.wait_for_dht(2, 10)
         for payload in payloads:
             assert publisher.dht_put(PUBLISHER, SALT, payload) >= 1
-            item = reader.dht_get(PUBLISHER.public, SALT, timeout=10)
+            item = _get(reader)
             assert item.payload == payload
             captured.append(_raw(item))
     return captured
@@ -74,7 +86,7 @@ def _publish(net: LoopbackTestnet, *payloads: bytes) -> list[RawItem]:
 def _libtorrent_get(net: LoopbackTestnet) -> VerifiedItem:
     with Session(net.profile()) as reader:
         reader.wait_for_dht(2, 10)
-        return reader.dht_get(PUBLISHER.public, SALT, timeout=10)
+        return _get(reader)
 
 
 @pytest.fixture
@@ -92,7 +104,7 @@ def test_item_is_reput_verbatim_after_the_dht_forgot_it() -> None:
         with Session(second.profile()) as probe:
             probe.wait_for_dht(2, 10)
             with pytest.raises(NotFoundError):
-                probe.dht_get(PUBLISHER.public, SALT, timeout=10)
+                _get(probe)
         report = reput_item(item, second.endpoints[:1], timeout=5.0)
         assert report.stored > 0 and not report.skipped
         assert report.queried >= report.stored and report.refused == 0

@@ -157,11 +157,13 @@ class FakeNetwork:
             found.setdefault((raw.seq, raw.value, raw.signature), raw)
         return sorted(found.values(), key=lambda item: item.seq, reverse=True)
 
-    def dht_put_signed(self, item: RawItem, timeout: float = 10.0) -> PutReport:
+    def dht_put_signed(
+        self, item: RawItem, timeout: float = 10.0, *, min_current: int | None = None
+    ) -> PutReport:
         if self.swarm.dht_offline:
             raise NetTimeoutError(f"no DHT node stored {item.salt!r} within {timeout:g}s")
         self.swarm.items.setdefault((item.public_key, item.salt), []).append(item)
-        return PutReport(DHT_NODES, DHT_NODES)
+        return PutReport(DHT_NODES, DHT_NODES, 0)
 
     def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
         wrap_value(payload)
