@@ -17,7 +17,6 @@ from ..core.errors import (
     EquivocationError,
     IntegrityError,
     NetworkError,
-    OversizedError,
     UntrustedDataError,
 )
 from ..core.history import check_extends, choose_version
@@ -27,7 +26,7 @@ from ..core.manifest import (
     check_matches_record,
     verify_manifest,
 )
-from ..core.metainfo import parse_metainfo
+from ..core.metainfo import check_blob_metainfo, parse_metainfo
 from ..core.record import KnownRecord, VerifiedRecord, check_record
 from ..core.refs import Reference
 from ..store.state import KnownModel, SeedEntry
@@ -193,10 +192,7 @@ def fetch_manifest(
     net = client.network
     torrent = net.fetch_metadata(infohash, client.config.dht_timeout)
     meta = parse_metainfo(torrent)
-    if meta.total_size > MAX_MANIFEST_SIZE or len(meta.files) != 1:
-        raise OversizedError(
-            f"manifest torrent {infohash.hex()} is not one file under the size limit"
-        )
+    check_blob_metainfo(meta, MAX_MANIFEST_SIZE, f"manifest torrent {infohash.hex()}")
     folder = cache.partial_dir(infohash)
     client.stop_seeding(infohash)  # a seeded copy whose file went missing: fetch it afresh
     net.download(torrent, folder)
@@ -204,7 +200,7 @@ def fetch_manifest(
         net.wait_finished(infohash, client.config.dht_timeout)
     finally:
         net.remove(infohash)
-    path = folder / meta.name if meta.single_file else folder / meta.name / meta.files[0].path
+    path = folder / meta.name
     try:
         data = path.read_bytes()
     except OSError as exc:
