@@ -51,13 +51,14 @@ def check_path(path: str) -> str:
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise HostilePathError(f"file path {shown} is longer than {MAX_PATH_BYTES} bytes")
     for ch in path:
-        if ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F:
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
             raise HostilePathError(f"file path {shown} contains a control character")
-        if 0xD800 <= ord(ch) <= 0xDFFF:
+        if 0xD800 <= code <= 0xDFFF:
             raise HostilePathError(f"file path {shown} contains a lone surrogate")
-        if ord(ch) >= 0x80 and not is_assigned(ch):
+        if code >= 0x80 and not is_assigned(ch):
             raise HostilePathError(
-                f"file path {shown} contains U+{ord(ch):04X}, which Unicode 14.0.0 does not assign"
+                f"file path {shown} contains U+{code:04X}, which Unicode 14.0.0 does not assign"
             )
         if ch in _FORBIDDEN_CHARS:
             raise HostilePathError(f"file path {shown} contains {ch!r}")

@@ -9,7 +9,7 @@ depend on the Python running it, which may ship a newer Unicode than 14.0.0.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from functools import lru_cache
 
 UNICODE_VERSION = "14.0.0"
 
@@ -115,11 +115,18 @@ def _parse(table: str) -> tuple[list[int], list[int]]:
 _STARTS, _ENDS = _parse(_ASSIGNED)
 
 
+@lru_cache(maxsize=1 << 16)  # a manifest's paths use few distinct code points; bounded
 def is_assigned(ch: str) -> bool:
     """True if the code point `ch` is assigned (category not Cn) in Unicode 14.0.0."""
     cp = ord(ch)
-    i = bisect_right(_STARTS, cp) - 1
-    return i >= 0 and cp <= _ENDS[i]
+    low, high = 0, len(_STARTS)  # binary search: the last range starting at or before cp
+    while low < high:
+        mid = (low + high) // 2
+        if _STARTS[mid] <= cp:
+            low = mid + 1
+        else:
+            high = mid
+    return low > 0 and cp <= _ENDS[low - 1]
 
 
 def assigned_ranges() -> tuple[tuple[int, int], ...]:
