@@ -16,12 +16,11 @@ from ..core.errors import (
     HublessError,
     NetworkError,
     NotFoundError,
-    OversizedError,
     RollbackError,
     StoreError,
 )
 from ..core.manifest import MAX_MANIFEST_SIZE, VerifiedManifest
-from ..core.metainfo import parse_metainfo
+from ..core.metainfo import check_blob_metainfo, parse_metainfo
 from ..core.record import VerifiedRecord
 from ..core.refs import Reference
 from ..core.trust import KnownState, ModelTrust
@@ -180,8 +179,8 @@ def fetch_manifest(
 
     Nothing is verified here beyond the torrent's shape: the caller hands the bytes to
     `ModelTrust`, and seeds the manifest (`seed_manifest`) only once every rule passed.
-    Raises `OversizedError` for a torrent that is not one small file, `StoreError` when the
-    finished download's file cannot be read, and the network's errors.
+    Raises `MalformedError`/`OversizedError` for a torrent that is not one small file,
+    `StoreError` when the finished download's file cannot be read, and the network's errors.
     """
     cached = ctx.cache.manifest_path(expected_hash)
     if cached.exists():
@@ -190,10 +189,7 @@ def fetch_manifest(
     net = ctx.network
     torrent = net.fetch_metadata(infohash, ctx.config.dht_timeout)
     meta = parse_metainfo(torrent)
-    if meta.total_size > MAX_MANIFEST_SIZE or len(meta.files) != 1:
-        raise OversizedError(
-            f"manifest torrent {infohash.hex()} is not one file under the size limit"
-        )
+    check_blob_metainfo(meta, MAX_MANIFEST_SIZE, f"manifest torrent {infohash.hex()}")
     folder = ctx.cache.partial_dir(infohash)
     ctx.stop_seeding(infohash)  # a seeded copy whose file went missing: fetch it afresh
     net.download(torrent, folder)
@@ -201,7 +197,7 @@ def fetch_manifest(
         net.wait_finished(infohash, ctx.config.dht_timeout)
     finally:
         net.remove(infohash)
-    path = folder / meta.name if meta.single_file else folder / meta.name / meta.files[0].path
+    path = folder / meta.name
     try:
         data = path.read_bytes()
     except OSError as exc:
