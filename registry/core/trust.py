@@ -209,11 +209,7 @@ class ModelTrust:
 
     def update_target(self, row: HistoryEntry, data: bytes) -> VerifiedManifest:
         """Verify an older revision's manifest against the history row naming it (step 8)."""
-        target = verify_manifest(
-            data, self.publisher, self.name, now=self.now, expected_hash=row.manifest_hash
-        )
-        check_matches_record(target, row.seq, row.version, what="a history row")
-        return target
+        return verify_row(self.publisher, self.name, row, data, now=self.now)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -230,6 +226,19 @@ class ModelTrust:
     def _held(self) -> VerifiedManifest:
         assert self.known is not None
         return verify_manifest(self.known.manifest, self.publisher, self.name, now=self.now)
+
+
+def verify_row(
+    publisher: PublicKey, name: str, row: HistoryEntry, data: bytes, *, now: int
+) -> VerifiedManifest:
+    """An older revision's manifest, verified against the history row naming it (§7.2).
+
+    Raises what `verify_manifest` raises (§5.5, with `expected_hash` = the row's hash), and
+    `MalformedError` when its seq or version is not the row's.
+    """
+    target = verify_manifest(data, publisher, name, now=now, expected_hash=row.manifest_hash)
+    check_matches_record(target, row.seq, row.version, what="a history row")
+    return target
 
 
 # --- the publisher index (spec §4.5, §8.1, §8.2) ----------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import UsageError
-from ..core.manifest import FileEntry, Manifest
+from ..core.manifest import FileEntry, Manifest, VerifiedManifest
 from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
 from ..net.contract import Progress
@@ -94,15 +94,51 @@ def pull(
         )
     if resolution.yanked is not None:
         ctx.emit(Event("resolve", f"warning: this version is yanked: {resolution.yanked}"))
-    manifest = resolution.target.manifest
+    fetched = fetch_release(ctx, resolution.target, include=include, to=to)
+    return PullResult(
+        fetched.path,
+        resolution,
+        len(fetched.files),
+        len(fetched.needed),
+        len(fetched.files) - len(fetched.needed),
+        fetched.downloaded_bytes,
+        sum(f.size for f in fetched.needed),
+    )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Where a verified release landed, which files it has and which were downloaded."""
+
+    path: Path
+    files: tuple[FileEntry, ...]
+    needed: tuple[FileEntry, ...]
+    downloaded_bytes: int
+
+
+def fetch_release(
+    ctx: Context,
+    target: VerifiedManifest,
+    *,
+    include: tuple[str, ...] = (),
+    to: Path | None = None,
+) -> Fetched:
+    """Fetch the files of a verified manifest not in the cache, verify each, build the folder.
+
+    The snapshot of a complete selection is seeded. `target` must have passed every rule of
+    spec §8.1 (a `Resolution`'s target, a follower's new version). Raises `UsageError` when
+    no file matches `include`, `IntegrityError` for a file whose bytes differ from the
+    manifest, `StoreError` and the network's errors.
+    """
+    manifest = target.manifest
     files = select(manifest, include)
-    needed = [f for f in files if not ctx.cache.has_blob(f)]
-    downloaded = _download(ctx, manifest, needed) if needed else 0
+    needed = tuple(f for f in files if not ctx.cache.has_blob(f))
+    downloaded = _download(ctx, manifest, list(needed)) if needed else 0
     complete = len(files) == len(manifest.files)
     cache = ctx.cache
     if complete:
         snapshot = cache.snapshot(
-            manifest.publisher, manifest.name, manifest.seq, files, resolution.target.data
+            manifest.publisher, manifest.name, manifest.seq, files, target.data
         )
         ih = manifest.content_infohash
         torrent = cache.torrent(ih)
@@ -120,18 +156,15 @@ def pull(
             )
         path = snapshot
     if to is not None:
-        path = materialise(cache, files, to.resolve(), resolution.target.data, link=False)
+        path = materialise(cache, files, to.resolve(), target.data, link=False)
     elif not complete:
         tag = hashlib.sha256("\0".join(f.path for f in files).encode()).hexdigest()[:12]
         final = cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq)
         path = final.with_name(f"{final.name}~{tag}")
         if not path.is_dir():
-            path = materialise(cache, files, path, resolution.target.data)
-    fetched = sum(f.size for f in needed)
+            path = materialise(cache, files, path, target.data)
     ctx.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
-    return PullResult(
-        path, resolution, len(files), len(needed), len(files) - len(needed), downloaded, fetched
-    )
+    return Fetched(path, files, needed, downloaded)
 
 
 def check_target(to: Path) -> None:

@@ -179,17 +179,27 @@ def fetch_manifest(
 
     Nothing is verified here beyond the torrent's shape: the caller hands the bytes to
     `ModelTrust`, and seeds the manifest (`seed_manifest`) only once every rule passed.
-    Raises `MalformedError`/`OversizedError` for a torrent that is not one small file,
-    `StoreError` when the finished download's file cannot be read, and the network's errors.
+    Raises what `fetch_blob` raises.
     """
     cached = ctx.cache.manifest_path(expected_hash)
     if cached.exists():
         return cached.read_bytes()
     ctx.emit(Event("fetch-manifest", f"fetching manifest {infohash.hex()[:16]}…"))
+    return fetch_blob(ctx, infohash, MAX_MANIFEST_SIZE, "manifest torrent")
+
+
+def fetch_blob(ctx: Context, infohash: bytes, max_size: int, what: str) -> bytes:
+    """The one file of a small single-file torrent (a manifest, an index list), by infohash.
+
+    Unverified bytes of at most `max_size`: the caller checks them against the hash it
+    trusts. Raises `MalformedError`/`OversizedError` for a torrent that is not one file of
+    at most `max_size` bytes, `StoreError` when the finished download's file cannot be
+    read, and the network's errors.
+    """
     net = ctx.network
     torrent = net.fetch_metadata(infohash, ctx.config.dht_timeout)
     meta = parse_metainfo(torrent)
-    check_blob_metainfo(meta, MAX_MANIFEST_SIZE, f"manifest torrent {infohash.hex()}")
+    check_blob_metainfo(meta, max_size, f"{what} {infohash.hex()}")
     folder = ctx.cache.partial_dir(infohash)
     ctx.stop_seeding(infohash)  # a seeded copy whose file went missing: fetch it afresh
     net.download(torrent, folder)
@@ -202,7 +212,7 @@ def fetch_manifest(
         data = path.read_bytes()
     except OSError as exc:
         raise StoreError(
-            f"the download of manifest torrent {infohash.hex()} finished but its file "
+            f"the download of {what} {infohash.hex()} finished but its file "
             f"{path} cannot be read: {exc.strerror}",
             hint="another process using this home may have removed it; try again",
         ) from exc

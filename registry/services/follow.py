@@ -1,0 +1,431 @@
+"""Follow publishers and models: what to watch, and one poll round for a daemon to drive.
+
+`follow(KEY)` watches every model the publisher's index lists, including models published
+later; `follow(KEY/NAME)` one model. `poll_follows(ctx, now)` polls what is due (the index
+of each publisher followed whole, then each followed model), resolves with every trust rule
+and returns the revisions the follower has not had yet, oldest first. The follower fetches
+each (`fetch_version`) and only then marks it held (`deliver`): a crash in between hands
+the same revision out again at the next poll, never skips it. Schedules, failures and the
+revisions held live in the store (`hubless.store.follows`), so a restart goes on where the
+last process stopped.
+
+A model whose publisher rewrote its history (or signed two revisions for one seq) stops
+being polled, with the error kept for `following` to show; other models go on. A lookup
+that fails is tried again after an exponential back-off, with jitter.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import (
+    EquivocationError,
+    HistoryRewriteError,
+    HublessError,
+    NetTimeoutError,
+    NetworkError,
+    UsageError,
+)
+from ..core.keys import PublicKey
+from ..core.manifest import VerifiedManifest
+from ..core.refs import URI_SCHEME, Reference, parse_reference
+from ..core.trust import check_chain, missed_rows, verify_row
+from ..store.follows import INDEX_TARGET, FollowedModel, FollowedPublisher, Follows, Poll
+from .catalogue import read_index
+from .context import Context
+from .events import Event
+from .pull import Fetched, fetch_release
+from .resolve import Resolution, fetch_manifest, resolve, seed_manifest
+
+#: Errors that stop polling a model until the user follows it again: the publisher's own
+#: signatures contradict what this home holds, which no later poll can mend.
+STOPPING = (HistoryRewriteError, EquivocationError)
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often to poll: `interval` seconds after a success, doubling after each failure in
+    a row up to `max_backoff`; every wait is spread by ± `jitter` (a fraction) so that many
+    followers of one publisher do not ask at the same moment."""
+
+    interval: float = 600.0
+    max_backoff: float = 6 * 3600.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not (self.interval > 0 and self.max_backoff > 0 and 0 <= self.jitter < 1):
+            raise UsageError("poll interval and back-off must be positive, jitter in [0, 1)")
+
+    def wait(self, failures: int, rng: random.Random) -> float:
+        """Seconds until the next poll after `failures` failed polls in a row (0: success)."""
+        base = self.interval
+        if failures:
+            base = min(max(self.max_backoff, self.interval), self.interval * 2.0**failures)
+        return base * (1.0 + rng.uniform(-self.jitter, self.jitter))
+
+
+DEFAULT_POLICY = PollPolicy()
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A revision of a followed model the follower does not hold yet, every rule passed.
+
+    `reference` names it by label (`KEY/NAME@VERSION`); labels can repeat (§7.3), so the
+    revision is `seq`, and `manifest` is its verified manifest. `yanked` is its yank mark as
+    the newest manifest tells it; `latest` is True for the newest revision.
+    """
+
+    reference: Reference
+    seq: int
+    manifest: VerifiedManifest = field(repr=False)
+    manifest_infohash: bytes = field(repr=False)
+    yanked: str | None
+    latest: bool
+
+    def summary(self) -> dict[str, Any]:
+        m = self.manifest.manifest
+        return {
+            "reference": str(self.reference),
+            "publisher": m.publisher.text,
+            "name": m.name,
+            "version": m.version,
+            "seq": m.seq,
+            "published_at": m.created,
+            "manifest_infohash": self.manifest_infohash.hex(),
+            "manifest_hash": self.manifest.hash.hex(),
+            "content_infohash": m.content_infohash.hex(),
+            "files": len(m.files),
+            "size": m.total_size,
+            "yanked": self.yanked,
+            "latest": self.latest,
+        }
+
+
+# --- what is followed ----------------------------------------------------------------------
+
+
+def parse_target(text: str) -> Reference | PublicKey:
+    """`KEY` (a publisher, with or without `hubless://` and a trailing `/`) or `KEY/NAME`.
+
+    Raises `InvalidReferenceError`, and `UsageError` for `@VERSION` (a follow watches a
+    model, whose versions are what it reports).
+    """
+    raw = text.strip()
+    bare = raw[len(URI_SCHEME) :] if raw.lower().startswith(URI_SCHEME) else raw
+    if "/" not in bare.rstrip("/"):
+        return PublicKey.parse(bare.rstrip("/"))
+    ref = parse_reference(raw)
+    if ref.version is not None:
+        raise UsageError(
+            f"{text!r} names a version; follow the model ({ref.at(None)}) to get every "
+            "version it publishes"
+        )
+    return ref
+
+
+def _split(target: Reference | PublicKey) -> tuple[PublicKey, str | None]:
+    if isinstance(target, Reference):
+        if target.version is not None:
+            raise UsageError("a follow watches a model, not one version")
+        return target.publisher, target.name
+    return target, None
+
+
+@dataclass(frozen=True)
+class FollowResult:
+    """What `follow` did, and what a first look found (`error`: the look failed; the follow
+    is kept and polled anyway)."""
+
+    publisher: PublicKey
+    name: str | None
+    new: bool
+    models: tuple[str, ...]  # the index's names (whole publisher) or the model
+    latest: str | None  # the model's latest version, when following one model
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "publisher": self.publisher.text,
+            "name": self.name,
+            "new": self.new,
+            "models": list(self.models),
+            "latest_version": self.latest,
+            "error": self.error,
+        }
+
+
+def follow(ctx: Context, target: Reference | PublicKey) -> FollowResult:
+    """Follow a publisher (every model its index lists, now and later) or one model.
+
+    The follow is stored first; then one look (the index, or the model's record) says what
+    it found. A look that fails is reported in `error`, not raised: the publisher may be
+    offline now and the poll tries again.
+    """
+    publisher, name = _split(target)
+    follows = Follows(ctx.state)
+    new = follows.follow(publisher, name, time.time())
+    try:
+        if name is None:
+            reading = read_index(ctx, publisher)
+            return FollowResult(publisher, None, new, reading.names, None)
+        res = resolve(ctx, Reference(publisher, name))
+        return FollowResult(publisher, name, new, (name,), res.latest.manifest.version)
+    except NetworkError as exc:
+        return FollowResult(publisher, name, new, (), None, exc.message)
+
+
+def unfollow(ctx: Context, target: Reference | PublicKey) -> bool:
+    """Stop following a publisher (every follow of it) or one model; False if not followed.
+
+    A model followed through its publisher's index is left out from then on.
+    """
+    publisher, name = _split(target)
+    return Follows(ctx.state).unfollow(publisher, name)
+
+
+@dataclass(frozen=True)
+class Following:
+    """Publishers followed whole and every model followed.
+
+    A model whose `removed_at` is set left its publisher's index: it is still followed until
+    the user has seen this (`following(acknowledge=True)`), then dropped.
+    """
+
+    publishers: tuple[FollowedPublisher, ...]
+    models: tuple[FollowedModel, ...]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "publishers": [_publisher_summary(p) for p in self.publishers],
+            "models": [_model_summary(m) for m in self.models],
+        }
+
+
+def following(ctx: Context, *, acknowledge: bool = True) -> Following:
+    """What this home follows; with `acknowledge`, models that left their publisher's index
+    (flagged `removed_at` in this answer) stop being followed once listed here."""
+    follows = Follows(ctx.state)
+    result = Following(tuple(follows.publishers()), tuple(follows.models()))
+    removed = [(m.publisher, m.name) for m in result.models if m.removed_at is not None]
+    if acknowledge and removed:
+        follows.acknowledge_removed(removed)
+    return result
+
+
+def _poll_summary(poll: Poll | None) -> dict[str, Any]:
+    if poll is None:
+        return {"next_poll": None, "last_poll": None, "failures": 0, "error": None}
+    return {
+        "next_poll": poll.next_poll if math.isfinite(poll.next_poll) else None,
+        "last_poll": poll.last_poll,
+        "failures": poll.failures,
+        "error": poll.last_error,
+    }
+
+
+def _publisher_summary(p: FollowedPublisher) -> dict[str, Any]:
+    return {
+        "publisher": p.publisher.text,
+        "since": p.since,
+        "index_seq": p.index.seq if p.index is not None else None,
+        "models": list(p.index.names) if p.index is not None else [],
+        **_poll_summary(p.poll),
+    }
+
+
+def _model_summary(m: FollowedModel) -> dict[str, Any]:
+    return {
+        "reference": f"{m.publisher.text}/{m.name}",
+        "publisher": m.publisher.text,
+        "name": m.name,
+        "explicit": m.explicit,
+        "via_index": m.via_index,
+        "removed_from_index_at": m.removed_at,
+        "held_seq": m.poll.delivered_seq if m.poll is not None else None,
+        "stopped": m.poll.stopped if m.poll is not None else None,
+        **_poll_summary(m.poll),
+    }
+
+
+# --- one poll round, driven by the daemon ----------------------------------------------------
+
+
+def poll_follows(
+    ctx: Context,
+    now: float,
+    *,
+    policy: PollPolicy = DEFAULT_POLICY,
+    rng: random.Random | None = None,
+) -> list[NewVersion]:
+    """Poll every follow due at `now` (Unix seconds); return the revisions not held yet.
+
+    First the index of each publisher followed whole (new names become followed models,
+    due at once), then each followed model: its record is resolved with every rule of §8.1
+    (no manifest fetch when the record still names the known manifest). For a model the
+    follower holds revision H of, the result lists every later revision in order, each
+    verified against the newest manifest's history and checked to extend the one before
+    (§7.1); for a model it holds nothing of yet, only the latest. Each target's next poll
+    is stored: `policy.interval` after a success, an exponential back-off after a failure;
+    a rewritten history stops that model (`STOPPING`). Nothing raises for one target's
+    failure; events report each one.
+    """
+    rng = rng or random.Random()
+    follows = Follows(ctx.state)
+    for followed in follows.publishers():
+        poll = followed.poll
+        if poll is None or poll.next_poll <= now:
+            _poll_index(ctx, follows, followed.publisher, now, policy, rng)
+    found: list[NewVersion] = []
+    for model in follows.models():
+        poll = model.poll
+        if poll is not None and (poll.stopped is not None or poll.next_poll > now):
+            continue
+        found += _poll_model(ctx, follows, model, now, policy, rng)
+    return found
+
+
+def next_poll_due(ctx: Context) -> float | None:
+    """The earliest next poll (Unix seconds) of any follow, or None when nothing is followed.
+
+    A target never polled yet is due now (0.0): a daemon sleeps until then, or its own tick.
+    """
+    follows = Follows(ctx.state)
+    times = [p.poll.next_poll if p.poll is not None else 0.0 for p in follows.publishers()]
+    times += [
+        m.poll.next_poll if m.poll is not None else 0.0
+        for m in follows.models()
+        if m.poll is None or m.poll.stopped is None
+    ]
+    return min(times) if times else None
+
+
+def fetch_version(ctx: Context, new: NewVersion) -> Fetched:
+    """Download the files of `new` not in the cache, verify each, build and seed its snapshot.
+
+    No lookup: `new.manifest` passed every rule already. Raises what `fetch_release` raises;
+    call `deliver` only after this returned.
+    """
+    return fetch_release(ctx, new.manifest)
+
+
+def deliver(ctx: Context, new: NewVersion) -> None:
+    """Mark `new` as held by the follower: later polls list only revisions after it."""
+    m = new.manifest.manifest
+    Follows(ctx.state).deliver(m.publisher, m.name, m.seq)
+
+
+def _poll_index(
+    ctx: Context,
+    follows: Follows,
+    publisher: PublicKey,
+    now: float,
+    policy: PollPolicy,
+    rng: random.Random,
+) -> None:
+    poll = follows.poll(publisher, INDEX_TARGET)
+    failures = poll.failures if poll is not None else 0
+    try:
+        reading = read_index(ctx, publisher)
+        if reading.stale:
+            raise NetTimeoutError("no answer from the DHT for the publisher index")
+    except HublessError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        wait = policy.wait(failures + 1, rng)
+        follows.schedule(
+            publisher, INDEX_TARGET, next_poll=now + wait, polled_at=now, error=exc.message
+        )
+        ctx.emit(
+            Event(
+                "follow",
+                f"{publisher.text[:12]}…: index lookup failed ({exc.message}); "
+                f"next try in {wait:.0f} s",
+            )
+        )
+        return
+    follows.schedule(publisher, INDEX_TARGET, next_poll=now + policy.wait(0, rng), polled_at=now)
+    change = reading.change
+    if change.added:
+        ctx.emit(Event("follow", f"{publisher.text[:12]}… added {', '.join(change.added)}"))
+    if change.removed:
+        ctx.emit(
+            Event(
+                "follow",
+                f"{publisher.text[:12]}… removed {', '.join(change.removed)} from its index; "
+                "still followed until `hubless following` has shown it",
+            )
+        )
+
+
+def _poll_model(
+    ctx: Context,
+    follows: Follows,
+    model: FollowedModel,
+    now: float,
+    policy: PollPolicy,
+    rng: random.Random,
+) -> list[NewVersion]:
+    ref = Reference(model.publisher, model.name)
+    poll = model.poll
+    held = poll.delivered_seq if poll is not None else None
+    failures = poll.failures if poll is not None else 0
+    try:
+        res = resolve(ctx, ref)
+        if res.stale:
+            raise NetTimeoutError(f"no answer from the DHT for {model.name}")
+        found = _missed(ctx, ref, res, held, int(now))
+    except STOPPING as exc:
+        follows.schedule(
+            model.publisher,
+            model.name,
+            next_poll=math.inf,
+            polled_at=now,
+            error=exc.message,
+            stopped=exc.message,
+        )
+        ctx.emit(Event("follow", f"stopped following {ref}: {exc.message}"))
+        return []
+    except HublessError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        wait = policy.wait(failures + 1, rng)
+        follows.schedule(
+            model.publisher, model.name, next_poll=now + wait, polled_at=now, error=exc.message
+        )
+        ctx.emit(Event("follow", f"{ref}: {exc.message}; next try in {wait:.0f} s"))
+        return []
+    follows.schedule(
+        model.publisher, model.name, next_poll=now + policy.wait(0, rng), polled_at=now
+    )
+    for new in found:
+        ctx.emit(Event("follow", f"new version {new.reference} (seq {new.seq})"))
+    return found
+
+
+def _missed(
+    ctx: Context, ref: Reference, res: Resolution, held: int | None, now: int
+) -> list[NewVersion]:
+    """The revisions after `held` up to the latest, each verified and chained (§7.1)."""
+    latest = res.latest
+    if held is not None and latest.manifest.seq <= held:
+        return []
+    chain: list[tuple[VerifiedManifest, bytes, str | None]] = []
+    rows = {row.seq: row for row in latest.manifest.history}
+    start = rows.get(held) if held is not None else None
+    for row in ((start,) if start is not None else ()) + missed_rows(latest, held):
+        data = fetch_manifest(ctx, ref, row.manifest_infohash, row.manifest_hash, now)
+        verified = verify_row(ref.publisher, ref.name, row, data, now=now)
+        seed_manifest(ctx, verified, row.manifest_infohash)  # every manifest stays served
+        chain.append((verified, row.manifest_infohash, row.yanked))
+    chain.append((latest, res.latest_infohash, latest.manifest.yanked))
+    check_chain([(m, ih) for m, ih, _ in chain])
+    return [
+        NewVersion(ref.at(m.manifest.version), m.manifest.seq, m, ih, yanked, m is latest)
+        for m, ih, yanked in chain
+        if held is None or m.manifest.seq > held
+    ]
