@@ -31,6 +31,11 @@ INVOCATIONS: dict[tuple[str, ...], tuple[tuple[str, ...], int]] = {
     ("seed",): (("--key", "nobody"), 1),
     ("verify",): (("{folder}",), 2),
     ("export",): ((BAD_REF, "--magnet"), 2),
+    ("follow",): ((BAD_REF,), 2),
+    ("unfollow",): ((BAD_REF,), 2),
+    ("following",): ((), 0),
+    ("models",): ((BAD_REF,), 2),
+    ("search",): (("anything",), 0),
     ("testnet",): (("--nodes", "1"), 0),
     ("demo",): ((), 0),
 }
