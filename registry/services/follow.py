@@ -410,13 +410,19 @@ def _poll_model(
 def _missed(
     ctx: Context, ref: Reference, res: Resolution, held: int | None, now: int
 ) -> list[NewVersion]:
-    """The revisions after `held` up to the latest, each verified and chained (§7.1)."""
+    """The revisions after `held` up to the latest, each verified and chained (§7.1).
+
+    The chain starts at the held revision's manifest when the cache still has it, so the
+    first missed revision is checked against what the follower holds as well.
+    """
     latest = res.latest
     if held is not None and latest.manifest.seq <= held:
         return []
     chain: list[tuple[VerifiedManifest, bytes, str | None]] = []
     rows = {row.seq: row for row in latest.manifest.history}
     start = rows.get(held) if held is not None else None
+    if start is not None and not ctx.cache.manifest_path(start.manifest_hash).exists():
+        start = None  # the chain then starts at the first missed revision: never block on it
     for row in ((start,) if start is not None else ()) + missed_rows(latest, held):
         data = fetch_manifest(ctx, ref, row.manifest_infohash, row.manifest_hash, now)
         verified = verify_row(ref.publisher, ref.name, row, data, now=now)
