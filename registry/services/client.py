@@ -30,6 +30,7 @@ from ..store.state import State
 from . import catalogue as catalogue_service
 from . import export as export_service
 from . import follow as follow_service
+from . import poll as poll_service
 from . import publish as publish_service
 from . import pull as pull_service
 from . import resolve as resolve_service
@@ -39,7 +40,8 @@ from .events import Listener, ignore
 
 if TYPE_CHECKING:
     from .catalogue import Catalogue, SearchHit
-    from .follow import Following, FollowResult, NewVersion, PollPolicy
+    from .follow import Following, FollowResult
+    from .poll import NewVersion, PollPolicy
     from .publish import PublishResult
     from .pull import PullResult
     from .resolve import Resolution
@@ -252,10 +254,10 @@ class Client:
         self, now: float | None = None, *, policy: PollPolicy | None = None
     ) -> list[NewVersion]:
         """One poll round over what is due: the revisions the follower does not hold yet."""
-        return follow_service.poll_follows(
+        return poll_service.poll_follows(
             self.ctx,
             time.time() if now is None else now,
-            policy=policy or follow_service.DEFAULT_POLICY,
+            policy=policy or poll_service.DEFAULT_POLICY,
         )
 
 

@@ -17,6 +17,8 @@ change: older code ignores tables it does not know):
   followed until the user was told (`acknowledge_removed`).
 
 Every write is one transaction. Reads take one too: a consistent view across the tables.
+The accepted indexes live here, not in a module of their own, because accepting one is what
+marks the followed models it dropped, in the same transaction.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 MIRROR = """
 import json, sys, time
 import hubless
-from hubless.services.follow import PollPolicy, deliver, fetch_version
+from hubless.services.poll import PollPolicy, deliver, fetch_version
 client = hubless._client()
 print(json.dumps(client.follow(sys.argv[1]).summary()), flush=True)
 policy = PollPolicy(interval=1.0, jitter=0.0)

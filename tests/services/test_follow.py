@@ -26,7 +26,7 @@ from hubless.core.index import INDEX_SALT, IndexRecord, encode_index, encode_nam
 from hubless.core.manifest import FileEntry, Manifest, verify_manifest
 from hubless.core.refs import Reference
 from hubless.services.client import Client
-from hubless.services.follow import STOPPING, NewVersion, PollPolicy, deliver, fetch_version
+from hubless.services.poll import STOPPING, NewVersion, PollPolicy, deliver, fetch_version
 from hubless.store.follows import INDEX_TARGET, Follows
 
 from .conftest import PUBLISHER, V1_FILES, known, publish_forged, write_model
