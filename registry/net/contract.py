@@ -47,6 +47,7 @@ class Progress:
     rate: float  # payload bytes per second, downloading
     peers: int
     finished: bool
+    uploaded: int = 0  # payload bytes uploaded, all sessions together (kept in resume data)
 
     @property
     def eta(self) -> float | None:
@@ -61,11 +62,22 @@ ProgressCallback = Callable[[Progress], None]
 
 @dataclass(frozen=True)
 class PutReport:
-    """How a put of an item went: DHT nodes that stored it, of those asked (BEP-44)."""
+    """How a put of an item went: DHT nodes that stored it, of those asked (BEP-44).
+
+    `already_current`: how many of the closest nodes already held the item's BEP-44 seq
+    when they were asked. `newer`: how many answered with a validly signed higher BEP-44
+    seq; then nothing was put (`queried` is 0), as when the put was skipped for back-off.
+    """
 
     stored: int
     queried: int = 0
     already_current: int = 0  # closest nodes that already held this seq (no put needed)
+    newer: int = 0  # closest nodes holding a validly signed higher seq (nothing put)
+
+    @property
+    def skipped(self) -> bool:
+        """Nothing was sent: back-off (enough nodes current) or a newer item found."""
+        return self.queried == 0
 
 
 @dataclass(frozen=True)
@@ -93,8 +105,17 @@ class Network(Protocol):
         """Sign and store `payload` as the value of (key, salt); return nodes that stored it."""
         ...
 
-    def dht_put_signed(self, item: RawItem, timeout: float = ...) -> PutReport:
-        """Store an item exactly as its publisher signed it (BEP-44 re-announce, spec §8.5)."""
+    def dht_put_signed(
+        self, item: RawItem, timeout: float = ..., *, min_current: int | None = ...
+    ) -> PutReport:
+        """Store an item exactly as its publisher signed it (BEP-44 re-announce, spec §8.5).
+
+        Never over a validly signed higher BEP-44 seq (`PutReport.newer`); with
+        `min_current`, nothing is put when at least that many of the closest nodes already
+        hold this seq (BEP-44's republish back-off). Raises what `verify_item` raises for
+        an item that fails under its own key, `NetworkError` subclasses, and `UsageError`
+        where the network layer cannot put items others signed.
+        """
         ...
 
     def seed(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import threading
 import time
 from collections import deque
@@ -53,9 +54,10 @@ def salt_text(salt: bytes) -> str:
 class Dht:
     """BEP-44 requests on one libtorrent session; `handle` takes the session's DHT alerts."""
 
-    def __init__(self, ses: Any, lock: threading.Lock) -> None:
+    def __init__(self, ses: Any, lock: threading.Lock, profile: NetProfile) -> None:
         self._ses = ses
         self._lock = lock
+        self._profile = profile
         self._gets: dict[tuple[bytes, bytes], deque[_Get]] = {}
         self._puts: dict[tuple[bytes, bytes], deque[Future[int]]] = {}
         self._stats: deque[Future[int]] = deque()
@@ -153,9 +155,16 @@ class Dht:
             raise NetTimeoutError(f"no DHT node stored {salt_text(salt)!r} within {timeout:g}s")
         return stored
 
-    def put_signed(self, item: RawItem, timeout: float = 10.0) -> PutReport:
-        """A verbatim put of another party's item: libtorrent's binding cannot do it."""
-        raise UsageError("this session cannot put an item signed by another key")
+    def put_signed(
+        self, item: RawItem, timeout: float = 10.0, *, min_current: int | None = None
+    ) -> PutReport:
+        """Put an item exactly as its publisher signed it (BEP-44 re-announce, spec §8.5).
+
+        libtorrent's binding re-signs every put, so this goes through `verbatim_put`, on its
+        own UDP socket next to the session's. See `Network.dht_put_signed` for what is put,
+        skipped and raised.
+        """
+        return verbatim_put(item, self._profile, timeout, min_current)
 
     def node_count(self, timeout: float = 5.0) -> int:
         """Nodes in the DHT routing table right now."""
@@ -185,3 +194,45 @@ class Dht:
                     "running and reachable",
                 )
             time.sleep(_POLL)
+
+
+# --- the verbatim re-put (spec §8.5) -----------------------------------------------------------
+# MERGE POINT. The KRPC client that puts items others signed (BEP-44 get + put with the
+# original key, salt, seq, value and signature) is `hubless.net.krpc`, built separately.
+# `verbatim_put` is the one place that knows its API: until that module is part of this
+# build it says plainly that no verbatim put is possible; once merged, replace the dynamic
+# import below by `from . import krpc` and keep the mapping onto the contract's `PutReport`.
+KRPC_MODULE = "hubless.net.krpc"
+
+
+def verbatim_put(
+    item: RawItem, profile: NetProfile, timeout: float, min_current: int | None
+) -> PutReport:
+    """Re-put `item` verbatim on the nodes closest to its target; see `Dht.put_signed`.
+
+    The client binds the profile's listen address (its own socket, BEP-43 read-only) and
+    starts from the profile's bootstrap nodes. Raises `UsageError` when this build has no
+    KRPC client, and what the client raises for an item failing under its own key.
+    """
+    try:
+        krpc: Any = importlib.import_module(KRPC_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != KRPC_MODULE:
+            raise
+        raise UsageError(
+            "this build cannot put an item signed by another key (no KRPC client)",
+            hint="the key holder's `hubless seed --key NAME` still keeps its own records alive",
+        ) from None
+    report = krpc.reput_item(
+        item,
+        list(profile.bootstrap),
+        bind_host=profile.listen_host,
+        timeout=timeout,
+        min_current=min_current,
+    )
+    return PutReport(
+        stored=int(report.stored),
+        queried=int(report.queried),
+        already_current=int(report.already_current),
+        newer=int(report.newer),
+    )
