@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import signal
 import sys
-import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from hubless.config import ENV_PASSPHRASE, Config
 from hubless.core.errors import HublessError, KeyStoreError, UsageError
 from hubless.store.keystore import DEFAULT_KEY
 
+from . import daemon as daemon_cli
 from .errors import classify
 from .render import Renderer, human_size
 
@@ -35,13 +34,14 @@ class App:
     config: Config | None = None
     client_: Client | None = None
 
-    def client(self) -> Client:
+    def client(self, *, serve: bool = False) -> Client:
+        """`serve`: this command keeps serving (the daemon); else it is one-shot."""
         if self.client_ is None:
             from hubless.services.client import Client
 
             assert self.config is not None
             self.client_ = Client(
-                self.config, on_event=self.renderer.event, passphrase_prompt=_prompt
+                self.config, on_event=self.renderer.event, passphrase_prompt=_prompt, serve=serve
             )
         return self.client_
 
@@ -56,13 +56,6 @@ def _prompt(message: str) -> str:
             hint=f"set {ENV_PASSPHRASE}",
         )
     return str(click.prompt(message, hide_input=True))
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 def _date(ts: int) -> str:
@@ -108,6 +101,7 @@ def cli(
     """
     _app.renderer = Renderer(as_json=as_json, quiet=quiet)
     _app.debug = debug
+    click.get_current_context().obj = _app  # commands in other modules find it here
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     if listen and ":" not in listen:
@@ -202,9 +196,7 @@ def key_show(name: str) -> None:
 @click.option("--license", "license_", help="License identifier, e.g. apache-2.0.")
 @click.option("--tag", multiple=True, help="Tag (repeatable).")
 @click.option("--key", "key_name", default=DEFAULT_KEY, show_default=True, help="Key to sign with.")
-@click.option(
-    "--seed/--no-seed", default=False, help="Keep seeding after publishing, until Ctrl-C."
-)
+@click.option("--seed/--no-seed", default=False, help="Then run this home's daemon, until Ctrl-C.")
 def publish(
     folder: Path,
     name: str,
@@ -216,7 +208,7 @@ def publish(
     seed: bool,
 ) -> None:
     """Publish FOLDER as a new signed version of model NAME."""
-    client = _app.client()
+    client = _app.client(serve=seed)
     result = client.publish(
         folder, name, version, key=key_name, description=notes, license=license_, tags=tag
     )
@@ -227,9 +219,10 @@ def publish(
         f"{human_size(result.size)})\n"
         f"pull it with: hubless pull {result.reference}"
     )
-    _app.renderer.result(result.summary(), text)
+    served = {} if seed else daemon_cli.after_publish(_app, client, result)
+    _app.renderer.result({**result.summary(), **served}, text)
     if seed:
-        client.seed(_stop_on_signals(), key=client.signing_key(key_name))
+        daemon_cli.serve_after(_app, client, client.signing_key(key_name))
 
 
 # --- consuming -------------------------------------------------------------------------------
@@ -303,12 +296,12 @@ def history(ref: str) -> None:
 )
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable).")
 @click.option("--allow-yanked", is_flag=True, help="Pull even if the latest version is yanked.")
-@click.option("--seed/--no-seed", default=False, help="Keep seeding after the pull, until Ctrl-C.")
+@click.option("--seed/--no-seed", default=False, help="Then run this home's daemon, until Ctrl-C.")
 def pull(
     ref: str, to: Path | None, include: tuple[str, ...], allow_yanked: bool, seed: bool
 ) -> None:
     """Download REF, verify every file, print the folder `from_pretrained` can load."""
-    client = _app.client()
+    client = _app.client(serve=seed)
     result = client.pull(ref, to=to, include=include, allow_yanked=allow_yanked)
     s = result.summary()
     text = (
@@ -318,17 +311,11 @@ def pull(
     )
     _app.renderer.result(s, text)
     if seed:
-        client.seed(_stop_on_signals())
+        daemon_cli.serve_after(_app, client)
 
 
-@cli.command()
-@click.option("--key", "key_name", help="Also republish this key's records every 30 minutes.")
-def seed(key_name: str | None) -> None:
-    """Serve every model this machine published or pulled, until Ctrl-C."""
-    client = _app.client()
-    signing = client.signing_key(key_name) if key_name else None
-    _app.renderer.event_text("seeding; press Ctrl-C to stop")
-    client.seed(_stop_on_signals(), key=signing)
+for _command in daemon_cli.COMMANDS:  # seed, status
+    cli.add_command(_command)
 
 
 @cli.command()

@@ -6,6 +6,10 @@ The Python API, for programs that publish or consume models:
     path = hubless.pull("KEY/tiny-llama@v1")          # verified snapshot folder
     hubless.publish("./my-model", "my-model", "v2")  # signed with the default key
 
+    with hubless.Client() as client, hubless.Daemon(client) as daemon:
+        ...                                           # this home serves and keeps records alive
+        print(daemon.status())
+
 Module-level functions use one shared `Client` configured from the environment
 (HUBLESS_HOME, HUBLESS_BOOTSTRAP, HUBLESS_PASSPHRASE) on first call; make a `Client`
 yourself to choose otherwise. Nothing heavy is imported until it is used.
@@ -22,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .core.refs import Reference
     from .services.client import Client
+    from .services.daemon import Daemon, DaemonStatus
     from .services.publish import PublishResult
     from .services.resolve import Resolution
 
-__all__ = ["Client", "history", "publish", "pull", "resolve", "seed"]
+__all__ = ["Client", "Daemon", "DaemonStatus", "history", "publish", "pull", "resolve", "seed"]
 
 # A library logs; the program decides where logs go (the CLI shows them with --debug).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -40,6 +45,10 @@ def __getattr__(name: str) -> Any:
         from .services.client import Client
 
         return Client
+    if name in ("Daemon", "DaemonStatus"):
+        from .services import daemon
+
+        return getattr(daemon, name)
     raise AttributeError(f"module 'hubless' has no attribute {name!r}")
 
 
@@ -75,5 +84,6 @@ def pull(ref: str | Reference, to: str | Path | None = None, include: tuple[str,
 
 
 def seed(stop: threading.Event | None = None) -> None:
-    """Serve every model this machine holds until `stop` is set."""
+    """Run this home's daemon until `stop` is set: serve every model it holds and keep the
+    records it verified alive (one daemon per home: `DaemonRunningError` if one runs)."""
     _client().seed(stop)
