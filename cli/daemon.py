@@ -18,9 +18,9 @@ from .render import Renderer, human_size
 if TYPE_CHECKING:
     from hubless.core.keys import SigningKey
     from hubless.services.client import Client
-    from hubless.services.daemon import DaemonStatus
     from hubless.services.events import Event, Listener
     from hubless.services.publish import PublishResult
+    from hubless.services.status import DaemonStatus
 
 #: Seconds a one-shot publish waits for the running daemon to serve what it published.
 PICKUP_WAIT = 15.0
@@ -97,7 +97,7 @@ def after_publish(app: _App, client: Client, result: PublishResult) -> dict[str,
     With a daemon running, wait until it serves the new torrents. Without one, say plainly on
     stderr that nothing serves them, and how to fix it.
     """
-    from hubless.services.daemon import wait_served
+    from hubless.services.status import wait_served
     from hubless.store.lock import running_daemon
 
     config = client.config

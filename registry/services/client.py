@@ -32,8 +32,9 @@ from . import pull as pull_service
 from . import resolve as resolve_service
 from . import seed as seed_service
 from .context import Context
-from .daemon import Daemon, DaemonStatus, home_status
+from .daemon import Daemon
 from .events import Listener, ignore
+from .status import DaemonStatus, home_status
 
 if TYPE_CHECKING:
     from .publish import PublishResult

@@ -20,19 +20,21 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
 
-from ..config import Config
 from ..core.errors import HublessError, UsageError
-from ..core.keys import PublicKey, SigningKey
+from ..core.keys import SigningKey
 from ..store import keepalive as store
-from ..store.lock import HomeLock, running_daemon
+from ..store.lock import HomeLock
 from ..store.state import SeedEntry, State
 from . import keepalive, seed
 from .context import Context
 from .events import Event, Listener
+from .status import DaemonStatus, home_status
+
+__all__ = ["RECORD_LIFETIME", "REPUBLISH_EVERY", "Daemon", "DaemonStatus", "home_status"]
 
 log = logging.getLogger(__name__)
 
@@ -43,187 +45,12 @@ _FULL_SYNC_EVERY = 30.0  # seconds: re-read the seeds table even without a chang
 _FIRST_CHECK_SPREAD = 0.1  # first checks spread over this fraction of the interval ...
 _FIRST_CHECK_MAX = 60.0  # ... and at most this many seconds
 _JITTER = 0.2  # each interval is between (1 - _JITTER) and 1 times the configured one
+_SIGN = ("sign", b"")  # the key holder's republish job, among the records' slots
 
 
 class _HasContext(Protocol):
     @property
     def ctx(self) -> Context: ...
-
-
-# --- status --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RecordStatus:
-    """One record kept alive: the newest seq held and what its last check found."""
-
-    publisher: PublicKey
-    name: str | None  # None: the publisher index
-    own_seq: int | None  # revision (or index) seq of the kept item; None: none kept yet
-    version: str | None
-    bep44_seq: int | None
-    current: int | None  # closest nodes holding that seq at the last check
-    checked_at: int | None
-    put_at: int | None
-    stored: int | None  # nodes that stored the last put, of `queried`
-    queried: int | None
-    outcome: str | None
-    message: str
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "publisher": self.publisher.text,
-            "name": self.name,
-            "seq": self.own_seq,
-            "version": self.version,
-            "bep44_seq": self.bep44_seq,
-            "current_nodes": self.current,
-            "checked_at": self.checked_at,
-            "put_at": self.put_at,
-            "stored": self.stored,
-            "queried": self.queried,
-            "outcome": self.outcome,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
-class TorrentStatus:
-    """One torrent of the seeds table; `serving`: the running daemon serves it."""
-
-    infohash: bytes
-    kind: str
-    publisher: PublicKey
-    name: str
-    seq: int
-    serving: bool
-    peers: int | None
-    uploaded: int | None
-    updated_at: int | None
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "infohash": self.infohash.hex(),
-            "kind": self.kind,
-            "publisher": self.publisher.text,
-            "name": self.name,
-            "seq": self.seq,
-            "serving": self.serving,
-            "peers": self.peers,
-            "uploaded": self.uploaded,
-            "updated_at": self.updated_at,
-        }
-
-
-@dataclass(frozen=True)
-class DaemonStatus:
-    """What the home's daemon does, as written in the store (readable without it)."""
-
-    running: bool
-    pid: int | None
-    started_at: int | None
-    heartbeat_at: int | None
-    republish_interval: float | None
-    listen_port: int | None
-    records: tuple[RecordStatus, ...]
-    torrents: tuple[TorrentStatus, ...]
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "running": self.running,
-            "pid": self.pid,
-            "started_at": self.started_at,
-            "heartbeat_at": self.heartbeat_at,
-            "republish_interval": self.republish_interval,
-            "listen_port": self.listen_port,
-            "records": [r.summary() for r in self.records],
-            "torrents": [t.summary() for t in self.torrents],
-        }
-
-
-def home_status(config: Config) -> DaemonStatus:
-    """Read the status of `config`'s home from its store (own connection, no network)."""
-    state = State(config.data_dir / "state.db")
-    try:
-        return _status(state, running_daemon(config.data_dir))
-    finally:
-        state.close()
-
-
-def _status(state: State, pid: int | None) -> DaemonStatus:
-    row = store.daemon_row(state)
-    running = pid is not None
-    if running and row is not None and pid and row.pid != pid:
-        row = None  # the row of an earlier daemon that died without cleaning up
-    health = store.health(state)
-    kept = {(k.publisher.text, k.item.salt): k for k in store.kept_items(state)}
-    records = []
-    for target in keepalive.targets_in(state):
-        k = kept.get((target.publisher.text, target.salt))
-        h = health.get((target.publisher.text, target.salt))
-        known = state.known(target.publisher, target.name) if target.name else None
-        records.append(
-            RecordStatus(
-                target.publisher,
-                target.name,
-                k.own_seq if k else None,
-                known.version if known else None,
-                k.item.seq if k else None,
-                h.current if h else None,
-                h.checked_at if h else None,
-                h.put_at if h else None,
-                h.stored if h else None,
-                h.queried if h else None,
-                h.outcome if h else None,
-                h.message if h else ("no signed item kept yet" if k is None else ""),
-            )
-        )
-    stats = store.seed_stats(state) if running else {}
-    torrents = []
-    for e in state.seeds():
-        s = stats.get(e.infohash)
-        torrents.append(
-            TorrentStatus(
-                e.infohash,
-                e.kind,
-                e.publisher,
-                e.name,
-                e.seq,
-                s is not None,
-                s.peers if s else None,
-                s.uploaded if s else None,
-                s.updated_at if s else None,
-            )
-        )
-    return DaemonStatus(
-        running,
-        (pid or (row.pid if row else None)) if running else None,
-        row.started_at if row and running else None,
-        row.heartbeat_at if row and running else None,
-        row.republish_interval if row and running else None,
-        row.listen_port if row and running else None,
-        tuple(records),
-        tuple(torrents),
-    )
-
-
-def wait_served(config: Config, infohashes: list[bytes], timeout: float) -> bool:
-    """Whether the running daemon serves every one of `infohashes` within `timeout` s (it
-    writes a statistics row for each torrent as soon as it serves it)."""
-    deadline = time.monotonic() + timeout
-    state = State(config.data_dir / "state.db")
-    try:
-        while True:
-            if running_daemon(config.data_dir) is None:
-                return False
-            served = store.seed_stats(state)
-            if all(ih in served for ih in infohashes):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.2)
-    finally:
-        state.close()
 
 
 # --- the daemon ----------------------------------------------------------------------------------
@@ -236,6 +63,8 @@ class Daemon:
     records this daemon signs again itself. `republish_interval` (seconds, below the two-hour
     record lifetime): how often each kept record is checked and, if needed, put again.
     `on_event` receives one event per thing done (default: the source's listener).
+    `workers`: keep-alive checks run at once (a lookup near a departed node waits out
+    libtorrent's 15 s RPC timeout; checks in sequence would fall behind under churn).
     Raises `DaemonRunningError` (a `UsageError`) from `start()` when another daemon holds
     the home, and what joining the network raises.
     """
@@ -249,6 +78,7 @@ class Daemon:
         poll_interval: float = 0.5,
         stats_interval: float = 5.0,
         on_event: Listener | None = None,
+        workers: int = 8,
     ) -> None:
         if not 0 < republish_interval < RECORD_LIFETIME:
             raise UsageError(
@@ -257,18 +87,16 @@ class Daemon:
             )
         shared = source if isinstance(source, Context) else source.ctx
         self.shared = shared
-        # The loop thread gets its own state connection (one SQLite connection must not run
-        # two threads' transactions at once) and shares the caller's network session.
-        self.ctx = Context(
-            config=shared.config,
-            state=State(shared.config.data_dir / "state.db"),
-            cache=shared.cache,
-            keys=shared.keys,
-            torrents=shared.torrents,
-            network_factory=lambda: shared.network,
-            on_event=on_event or shared.on_event,
-            serve=True,
-        )
+        self._on_event = on_event or shared.on_event
+        # The loop thread and each worker get their own state connection (one SQLite
+        # connection must not run two threads' transactions at once); all share the caller's
+        # network session.
+        self.ctx = self._context()
+        self.workers = max(1, workers)
+        self._local = threading.local()
+        self._worker_states: list[State] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: dict[tuple[str, bytes], Future[None]] = {}
         self.key = key
         self.republish_interval = republish_interval
         self.poll_interval = poll_interval
@@ -283,6 +111,27 @@ class Daemon:
         self._targets: dict[tuple[str, bytes], keepalive.Target] = {}
         self._next_sign = 0.0
         self._pid = os.getpid()
+
+    def _context(self) -> Context:
+        shared = self.shared
+        return Context(
+            config=shared.config,
+            state=State(shared.config.data_dir / "state.db"),
+            cache=shared.cache,
+            keys=shared.keys,
+            torrents=shared.torrents,
+            network_factory=lambda: shared.network,
+            on_event=self._on_event,
+            serve=True,
+        )
+
+    def _worker_context(self) -> Context:
+        ctx: Context | None = getattr(self._local, "ctx", None)
+        if ctx is None:
+            ctx = self._local.ctx = self._context()
+            with self.ctx._lock:
+                self._worker_states.append(ctx.state)
+        return ctx
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -307,6 +156,7 @@ class Daemon:
         except BaseException:
             self._lock.release()
             raise
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="hubless-keepalive")
         self._thread = threading.Thread(target=self._run, name="hubless-daemon", daemon=True)
         self._thread.start()
         return self
@@ -318,6 +168,14 @@ class Daemon:
         self._stop.set()
         self._thread.join()
         self._thread = None
+        if self._pool is not None:  # checks under way finish: each is bounded in time
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._inflight.clear()
+        for state in self._worker_states:
+            state.close()
+        self._worker_states.clear()
+        self._local = threading.local()
         for ih in list(self._serving):
             self.ctx.stop_seeding(ih)
         self._serving.clear()
@@ -376,7 +234,7 @@ class Daemon:
                 if now >= next_stats:
                     next_stats = now + self.stats_interval
                     self._stats()
-                self._keep_one()
+                self._dispatch()
             except HublessError as exc:
                 self._emit(f"error: {exc.message}")
             except Exception:  # the service must outlive one bad round
@@ -448,19 +306,36 @@ class Daemon:
         store.write_seed_stats(self.ctx.state, rows)
         store.daemon_heartbeat(self.ctx.state, self._pid)
 
-    def _keep_one(self) -> None:
-        """Run the one keep-alive job most overdue, if any (keeps the loop responsive)."""
+    def _dispatch(self) -> None:
+        """Hand due keep-alive checks to the workers (each record at most once at a time)."""
+        assert self._pool is not None
+        for slot in [s for s, f in self._inflight.items() if f.done()]:
+            error = self._inflight.pop(slot).exception()
+            if error is not None:
+                log.error("keep-alive check failed", exc_info=error)
+                self._emit(f"error: a keep-alive check failed: {error}")
         now = time.monotonic()
-        if self.key is not None and now >= self._next_sign:
+        free = self.workers - len(self._inflight)
+        signing = self.key is not None and now >= self._next_sign
+        if signing and free > 0 and _SIGN not in self._inflight:
+            assert self.key is not None
             self._next_sign = now + self._next_delay()
-            seed.republish(self.ctx, self.key)
-            return
-        due = [(when, slot) for slot, when in self._due.items() if when <= now]
-        if not due:
-            return
-        _, slot = min(due)
-        self._due[slot] = now + self._next_delay()
-        keepalive.check(self.ctx, self._targets[slot])
+            self._inflight[_SIGN] = self._pool.submit(self._sign, self.key)
+            free -= 1
+        due = sorted(
+            (when, slot)
+            for slot, when in self._due.items()
+            if when <= now and slot not in self._inflight
+        )
+        for _, slot in due[: max(0, free)]:
+            self._due[slot] = now + self._next_delay()
+            self._inflight[slot] = self._pool.submit(self._check, self._targets[slot])
+
+    def _check(self, target: keepalive.Target) -> None:
+        keepalive.check(self._worker_context(), target)
+
+    def _sign(self, key: SigningKey) -> None:
+        seed.republish(self._worker_context(), key)
 
     def _emit(self, message: str) -> None:
         self.ctx.emit(Event("daemon", message))
