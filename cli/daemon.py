@@ -8,6 +8,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import click
@@ -76,15 +77,22 @@ def run_daemon(
     daemon.run(_stop_on_signals())
 
 
-def serve_after(app: _App, client: Client, key: SigningKey | None = None) -> None:
+def serve_after(
+    app: _App, client: Client, key: SigningKey | None = None, infohashes: Sequence[bytes] = ()
+) -> None:
     """What `--seed` does after a publish or pull: run the daemon here, unless one runs for
-    this home already (it picks the new torrents up from the store)."""
+    this home already (it picks the new torrents up from the store: wait until it serves
+    `infohashes`)."""
+    from hubless.services.status import wait_served
     from hubless.store.lock import running_daemon
 
     pid = running_daemon(client.config.data_dir)
     if pid is not None:
+        served = wait_served(client.config, list(infohashes), PICKUP_WAIT)
         app.renderer.event_text(
             f"the daemon of this home (pid {pid}) serves it; not starting a second one"
+            if served
+            else f"the daemon of this home (pid {pid}) did not pick it up in {PICKUP_WAIT:g}s"
         )
         return
     app.renderer.event_text("serving as this home's daemon; press Ctrl-C to stop")

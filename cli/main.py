@@ -222,7 +222,8 @@ def publish(
     served = {} if seed else daemon_cli.after_publish(_app, client, result)
     _app.renderer.result({**result.summary(), **served}, text)
     if seed:
-        daemon_cli.serve_after(_app, client, client.signing_key(key_name))
+        wanted = [result.manifest_infohash, result.content_infohash]
+        daemon_cli.serve_after(_app, client, client.signing_key(key_name), wanted)
 
 
 # --- consuming -------------------------------------------------------------------------------
@@ -311,7 +312,11 @@ def pull(
     )
     _app.renderer.result(s, text)
     if seed:
-        daemon_cli.serve_after(_app, client)
+        res = result.resolution  # what the running daemon, if any, must be serving
+        wanted = [res.target_infohash]
+        if result.files == len(res.target.manifest.files):
+            wanted.append(res.target.manifest.content_infohash)
+        daemon_cli.serve_after(_app, client, None, wanted)
 
 
 for _command in daemon_cli.COMMANDS:  # seed, status
