@@ -117,8 +117,12 @@ class App:
             self._renderer = Renderer(as_json=self.options.as_json, quiet=self.options.quiet)
         return self._renderer
 
-    def client(self) -> Client:
-        """The Python API's `Client`; its network starts only when a command needs it."""
+    def client(self, *, serve: bool = False) -> Client:
+        """The Python API's `Client`; its network starts only when a command needs it.
+
+        `serve`: this command keeps serving (the daemon); otherwise it is one-shot and its
+        downloads do not announce themselves as peers (spec §8.5).
+        """
         if self._client is None:
             from hubless.services.client import Client
 
@@ -127,6 +131,7 @@ class App:
                 network=self.network,
                 on_event=self.renderer.event,
                 passphrase_prompt=self.prompt,
+                serve=serve,
             )
         return self._client
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import daemon as daemon_cli
 from .app import App, Command, pass_app
 from .render import human_size
 
@@ -122,7 +123,7 @@ def history(app: App, ref: str) -> None:
 )
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable).")
 @click.option("--allow-yanked", is_flag=True, help="Pull even if the latest version is yanked.")
-@click.option("--seed/--no-seed", default=False, help="Keep seeding after the pull, until Ctrl-C.")
+@click.option("--seed/--no-seed", default=False, help="Then run this home's daemon, until Ctrl-C.")
 @pass_app
 def pull(
     app: App, ref: str, to: Path | None, include: tuple[str, ...], allow_yanked: bool, seed: bool
@@ -131,7 +132,7 @@ def pull(
 
     With -q, stdout is only that folder: P=$(hubless -q pull REF)
     """
-    client = app.client()
+    client = app.client(serve=seed)
     result = client.pull(ref, to=to, include=include, allow_yanked=allow_yanked)
     s = result.summary()
     summary = (
@@ -141,18 +142,11 @@ def pull(
     )
     app.renderer.result(s, f"{summary}\n{result.path}", value=str(result.path), note=summary)
     if seed:
-        client.seed(app.stop())
-
-
-@click.command(cls=Command)
-@click.option("--key", "key_name", help="Also republish this key's records every 30 minutes.")
-@pass_app
-def seed(app: App, key_name: str | None) -> None:
-    """Serve every model this machine published or pulled, until Ctrl-C."""
-    client = app.client()
-    signing = app.signing_key(key_name) if key_name else None
-    app.renderer.event_text("seeding; press Ctrl-C to stop")
-    client.seed(app.stop(), key=signing)
+        res = result.resolution  # what the running daemon, if any, must be serving
+        wanted = [res.target_infohash]
+        if result.files == len(res.target.manifest.files):
+            wanted.append(res.target.manifest.content_infohash)
+        daemon_cli.serve_after(app, client, None, wanted)
 
 
 @click.command(cls=Command)
@@ -230,4 +224,4 @@ def export(app: App, ref: str, torrent_file: Path | None, magnet: bool) -> None:
         app.renderer.result({"magnet": link, "dht_nodes": client.dht_nodes()}, link, value=link)
 
 
-COMMANDS = (resolve, history, pull, seed, verify, export)
+COMMANDS = (resolve, history, pull, verify, export)

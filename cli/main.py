@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
-from . import catalogue, consuming, keys, lab, publishing
+from . import catalogue, consuming, daemon, keys, lab, publishing
 from .app import App, Command, Group, global_options
 
-GROUPS = (keys, publishing, consuming, catalogue, lab)
+GROUPS = (keys, publishing, consuming, daemon, catalogue, lab)
 
 EPILOG = """\b
 Global options may come before or after the command:

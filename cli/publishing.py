@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from . import daemon as daemon_cli
 from .app import DEFAULT_KEY, App, Command, pass_app
 from .render import human_size
 
@@ -18,9 +19,7 @@ from .render import human_size
 @click.option("--license", "license_", help="License identifier, e.g. apache-2.0.")
 @click.option("--tag", multiple=True, help="Tag (repeatable).")
 @click.option("--key", "key_name", default=DEFAULT_KEY, show_default=True, help="Key to sign with.")
-@click.option(
-    "--seed/--no-seed", default=False, help="Keep seeding after publishing, until Ctrl-C."
-)
+@click.option("--seed/--no-seed", default=False, help="Then run this home's daemon, until Ctrl-C.")
 @pass_app
 def publish(
     app: App,
@@ -41,7 +40,7 @@ def publish(
 
     check_name(name)  # bad input is reported before any passphrase is asked for
     check_version(version)
-    client = app.client()
+    client = app.client(serve=seed)
     # Loaded once: publishing and then seeding (which republishes) must not ask twice.
     signing = app.signing_key(key_name)
     result = client.publish(
@@ -56,9 +55,13 @@ def publish(
             f"{human_size(result.size)})"
         )
         text = f"{summary}\npull it with: hubless pull {result.reference}"
-    app.renderer.result(result.summary(), text, value=str(result.reference), note=summary)
+    served = {} if seed else daemon_cli.after_publish(app, client, result)
+    app.renderer.result(
+        {**result.summary(), **served}, text, value=str(result.reference), note=summary
+    )
     if seed:
-        client.seed(app.stop(), key=signing)
+        wanted = [result.manifest_infohash, result.content_infohash]
+        daemon_cli.serve_after(app, client, signing, wanted)
 
 
 COMMANDS = (publish,)

@@ -6,6 +6,10 @@ The Python API, for programs that publish or consume models:
     path = hubless.pull("KEY/tiny-llama@v1")          # verified snapshot folder
     hubless.publish("./my-model", "my-model", "v2")  # signed with the default key
 
+    with hubless.Client() as client, hubless.Daemon(client) as daemon:
+        ...                                           # this home serves and keeps records alive
+        print(daemon.status())
+
 Module-level functions use one shared `Client` configured from the environment
 (HUBLESS_HOME, HUBLESS_BOOTSTRAP, HUBLESS_PASSPHRASE) on first call; make a `Client`
 yourself to choose otherwise. Nothing heavy is imported until it is used.
@@ -24,12 +28,18 @@ if TYPE_CHECKING:
     from .core.refs import Reference
     from .services.catalogue import Catalogue, SearchHit
     from .services.client import Client
+    from .services.daemon import Daemon, DaemonStatus
     from .services.follow import Following, FollowResult
+    from .services.mirror import Delivered, MirrorOptions
     from .services.publish import PublishResult
     from .services.resolve import Resolution
 
 __all__ = [
     "Client",
+    "Daemon",
+    "DaemonStatus",
+    "Delivered",
+    "MirrorOptions",
     "follow",
     "following",
     "history",
@@ -55,6 +65,14 @@ def __getattr__(name: str) -> Any:
         from .services.client import Client
 
         return Client
+    if name in ("Daemon", "DaemonStatus"):
+        from .services import daemon
+
+        return getattr(daemon, name)
+    if name in ("Delivered", "MirrorOptions"):
+        from .services import mirror
+
+        return getattr(mirror, name)
     raise AttributeError(f"module 'hubless' has no attribute {name!r}")
 
 
@@ -90,7 +108,8 @@ def pull(ref: str | Reference, to: str | Path | None = None, include: tuple[str,
 
 
 def seed(stop: threading.Event | None = None) -> None:
-    """Serve every model this machine holds until `stop` is set."""
+    """Run this home's daemon until `stop` is set: serve every model it holds and keep the
+    records it verified alive (one daemon per home: `DaemonRunningError` if one runs)."""
     _client().seed(stop)
 
 

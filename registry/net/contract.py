@@ -48,6 +48,7 @@ class Progress:
     rate: float  # payload bytes per second, downloading
     peers: int
     finished: bool
+    uploaded: int = 0  # payload bytes uploaded, all sessions together (kept in resume data)
 
     @property
     def eta(self) -> float | None:

@@ -36,7 +36,9 @@ from . import pull as pull_service
 from . import resolve as resolve_service
 from . import seed as seed_service
 from .context import Context
+from .daemon import Daemon
 from .events import Listener, ignore
+from .status import DaemonStatus, home_status
 
 if TYPE_CHECKING:
     from .catalogue import Catalogue, SearchHit
@@ -88,7 +90,10 @@ class Client:
         network: Network | None = None,
         on_event: Listener = ignore,
         passphrase_prompt: Callable[[str], str] | None = None,
+        serve: bool = True,
     ) -> None:
+        """`serve` False: a one-shot process that leaves serving to the home's daemon; what
+        it publishes or pulls goes into the seeds table, and nothing is announced."""
         self.config = config or Config.resolve(os.environ)
         self.ctx = Context(
             config=self.config,
@@ -98,6 +103,7 @@ class Client:
             torrents=_LazyTorrents(),
             network_factory=self._open_network,
             on_event=on_event,
+            serve=serve,
             _network=network,
         )
         self._prompt = passphrase_prompt
@@ -222,9 +228,20 @@ class Client:
         """`host:port` of the DHT nodes another client should join to find this network."""
         return export_service.dht_nodes(self.ctx)
 
-    def seed(self, stop: threading.Event | None = None, *, key: SigningKey | None = None) -> None:
-        """Serve everything this machine holds until `stop` is set (forever by default)."""
-        seed_service.run(self.ctx, key=key, stop=stop or threading.Event())
+    def seed(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        key: SigningKey | None = None,
+        republish_interval: float = seed_service.REPUBLISH_EVERY,
+    ) -> None:
+        """Run this home's daemon until `stop` is set (forever by default): serve everything
+        this home holds and keep its records alive (`hubless.Daemon`; spec §8.5)."""
+        Daemon(self, key=key, republish_interval=republish_interval).run(stop or threading.Event())
+
+    def status(self) -> DaemonStatus:
+        """What this home's daemon serves and keeps alive, read from the store."""
+        return home_status(self.config)
 
     # --- following publishers, catalogues, search ---------------------------------------------
 

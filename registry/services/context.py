@@ -31,6 +31,9 @@ class Context:
     torrents: Torrents
     network_factory: Callable[[], Network]
     on_event: Listener = ignore
+    # False in one-shot processes: torrents go into the seeds table for the home's daemon,
+    # and this process neither serves nor announces them (it exits soon; spec §8.5).
+    serve: bool = True
     _network: Network | None = field(default=None, repr=False)
     _seeding: set[bytes] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -47,14 +50,20 @@ class Context:
     def network_started(self) -> bool:
         return self._network is not None
 
+    @property
+    def seeding(self) -> frozenset[bytes]:
+        """Infohashes this process serves right now."""
+        return frozenset(self._seeding)
+
     def emit(self, event: Event) -> None:
         self.on_event(event)
 
     def seed_torrent(self, entry: SeedEntry, *, remember: bool = True) -> None:
-        """Serve a torrent now and (unless told otherwise) again whenever `seed` runs."""
+        """Serve a torrent now (when this process serves) and, unless told otherwise, from
+        the home's daemon: the seeds table is what it serves."""
         if remember:
             self.state.add_seed(entry)
-        if entry.infohash in self._seeding:
+        if not self.serve or entry.infohash in self._seeding:
             return
         self.network.seed(
             entry.torrent, entry.save_path, trust_files=True, upload_limit=self.config.upload_limit

@@ -42,6 +42,7 @@ from ..net.contract import ContentTorrent
 from ..store.state import KnownModel, SeedEntry
 from .context import Context
 from .events import Event
+from .keepalive import keep_own_put
 from .resolve import resolve
 
 SKIPPED_DIRS = frozenset({".git", ".hubless", ".cache", "__pycache__"})
@@ -287,9 +288,11 @@ def _keep(
 
 
 def _put_record(ctx: Context, key: SigningKey, ref: Reference, record: Record) -> int:
-    """Put our record; when no node stored it, say whether a concurrent publish won."""
+    """Put our record and keep the signed item (§8.5); when no node stored it, say whether
+    a concurrent publish won."""
+    payload = encode_record(record)
     try:
-        return ctx.network.dht_put(key, ref.salt, encode_record(record), ctx.config.dht_timeout)
+        nodes = ctx.network.dht_put(key, ref.salt, payload, ctx.config.dht_timeout)
     except NetworkError as failed:
         try:
             items = ctx.network.dht_get(ref.publisher, ref.salt, ctx.config.dht_timeout)
@@ -308,6 +311,8 @@ def _put_record(ctx: Context, key: SigningKey, ref: Reference, record: Record) -
                 "machine holding this key); check `hubless history`, then publish again",
             ) from failed
         raise
+    keep_own_put(ctx, ref.publisher, ref.salt, payload, record.seq)
+    return nodes
 
 
 def put_index(ctx: Context, key: SigningKey, name: str | None = None) -> int:
@@ -327,7 +332,10 @@ def put_index(ctx: Context, key: SigningKey, name: str | None = None) -> int:
         )
         index = IndexRecord(seq, now, list_infohash=ih, list_hash=digest)
     ctx.emit(Event("index", f"updating the publisher index ({len(names)} models)"))
-    return ctx.network.dht_put(key, INDEX_SALT, encode_index(index), ctx.config.dht_timeout)
+    payload = encode_index(index)
+    nodes = ctx.network.dht_put(key, INDEX_SALT, payload, ctx.config.dht_timeout)
+    keep_own_put(ctx, key.public, INDEX_SALT, payload, index.seq)
+    return nodes
 
 
 def _result(

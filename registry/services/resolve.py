@@ -2,7 +2,8 @@
 
 The DHT get, the manifest fetches and the store writes happen here; every rule they are
 checked by is `hubless.core.trust.ModelTrust` (spec/PROTOCOL.md §8.1, §8.2). Every manifest
-this machine verified is kept and seeded, so each client helps serve the manifests it used.
+this machine verified is kept and seeded, so each client helps serve the manifests it used,
+and the exact signed record item is kept, so that it can put it again (§8.5).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..core.metainfo import check_blob_metainfo, parse_metainfo
 from ..core.record import VerifiedRecord
 from ..core.refs import Reference
 from ..core.trust import KnownState, ModelTrust
+from ..store import keepalive as store_keepalive
 from ..store.state import KnownModel, SeedEntry
 from .context import Context
 from .events import Event
@@ -124,6 +126,8 @@ def resolve(ctx: Context, ref: Reference) -> Resolution:
     if trust.needs_manifest:
         data = fetch_manifest(ctx, ref, r.manifest_infohash, r.manifest_hash, trust.now)
     latest = trust.update_latest(data)
+    # Steps 2-6 passed: this record is verified; keep its signed item to re-put (§8.5).
+    store_keepalive.keep_item(ctx.state, record.item.raw(), r.seq)
     new = trust.to_remember
     if new is not None:
         ctx.state.remember(

@@ -1,13 +1,13 @@
-"""Serve everything this machine published or pulled, and keep its own records alive.
+"""The key holder keeps its own records alive by signing them again (spec §8.5).
 
-DHT nodes forget items (BEP-44 asks for hourly republishing), so a running seeder puts
-its publisher's latest records again on a timer. Only the key holder can do that here:
-libtorrent's Python binding signs every put itself.
+Anybody who verified a record can put it again verbatim (`hubless.services.keepalive`); the
+key holder can do better than repeat an item: it signs the same record payload again under a
+new BEP-44 seq, which also replaces any older item of its key that nodes still hold. It never
+puts over a newer release of its own key that was published from another machine.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 from ..core.errors import (
@@ -21,70 +21,52 @@ from ..core.keys import SigningKey
 from ..core.manifest import verify_manifest
 from ..core.record import encode_record
 from ..core.trust import choose_record
+from ..store import keepalive as store
 from .context import Context
 from .events import Event
+from .keepalive import keep_own_put
 from .publish import put_index, record_for
 
 REPUBLISH_EVERY = 30 * 60.0
 
 
-def seed_all(ctx: Context) -> int:
-    """Start serving every torrent in the seeds table; return how many."""
-    entries = ctx.state.seeds()
-    started = 0
-    for entry in entries:
-        if not entry.save_path.exists():
-            ctx.emit(
-                Event("seed", f"skipping {entry.name} seq {entry.seq}: {entry.save_path} is gone")
-            )
-            continue
-        ctx.seed_torrent(entry, remember=False)
-        started += 1
-    ctx.emit(Event("seed", f"seeding {started} torrents"))
-    return started
-
-
-def republish(ctx: Context, key: SigningKey) -> int:
-    """Put the latest record of every model of `key` known here again; return how many.
+def republish_model(ctx: Context, key: SigningKey, name: str) -> bool:
+    """Sign and put the latest record of `key`'s model `name` known here again; True if put.
 
     A model whose DHT record is newer than this machine's (published from another machine)
     is left alone: putting ours would push an older release over it.
     """
-    count = 0
-    for model in ctx.state.models(key.public):
-        known = ctx.state.known(key.public, model.name)
-        if known is None or _dht_is_ahead(ctx, key, model.name, known.seq):
-            continue
-        verified = verify_manifest(known.manifest, key.public, model.name, now=int(time.time()))
-        record = record_for(verified, known.manifest_infohash)
-        try:
-            ctx.network.dht_put(
-                key, model.name.encode(), encode_record(record), ctx.config.dht_timeout
-            )
-            count += 1
-        except HublessError as exc:
-            ctx.emit(Event("seed", f"republishing {model.name} failed: {exc.message}"))
+    known = ctx.state.known(key.public, name)
+    if known is None or _dht_is_ahead(ctx, key, name, known.seq):
+        return False
+    verified = verify_manifest(known.manifest, key.public, name, now=int(time.time()))
+    payload = encode_record(record_for(verified, known.manifest_infohash))
+    try:
+        nodes = ctx.network.dht_put(key, name.encode(), payload, ctx.config.dht_timeout)
+    except HublessError as exc:
+        ctx.emit(Event("seed", f"republishing {name} failed: {exc.message}"))
+        return False
+    keep_own_put(ctx, key.public, name.encode(), payload, known.seq)
+    kept = store.kept_item(ctx.state, key.public, name.encode())
+    if kept is not None and kept.own_seq == known.seq:
+        store.record_health(
+            ctx.state, kept.item, "put", stored=nodes, message="signed again by the key holder"
+        )
+    ctx.emit(Event("seed", f"republished {name} seq {known.seq}: stored on {nodes} nodes"))
+    return True
+
+
+def republish(ctx: Context, key: SigningKey) -> int:
+    """Republish every model of `key` known here, then its index if any was put; return
+    how many records were put."""
+    count = sum(republish_model(ctx, key, model.name) for model in ctx.state.models(key.public))
     if count:
-        put_index(ctx, key)
+        try:
+            put_index(ctx, key)
+        except HublessError as exc:
+            ctx.emit(Event("seed", f"republishing the publisher index failed: {exc.message}"))
     ctx.emit(Event("seed", f"republished {count} records"))
     return count
-
-
-def run(
-    ctx: Context,
-    *,
-    key: SigningKey | None,
-    stop: threading.Event,
-    republish_every: float = REPUBLISH_EVERY,
-) -> None:
-    """Seed until `stop` is set, republishing `key`'s records every `republish_every` s."""
-    seed_all(ctx)
-    next_put = time.monotonic()
-    while not stop.is_set():
-        if key is not None and time.monotonic() >= next_put:
-            republish(ctx, key)
-            next_put = time.monotonic() + republish_every
-        stop.wait(1.0)
 
 
 def _dht_is_ahead(ctx: Context, key: SigningKey, name: str, ours: int) -> bool:

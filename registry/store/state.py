@@ -2,6 +2,10 @@
 
 Every write is one transaction, so a crash at any line leaves the old state or the new.
 The highest seq and the manifest seen for each model are what defeat rollback (spec §8.2).
+The database is also how processes of one home talk: the daemon polls it (`data_version`)
+for what others publish, pull or remove. The tables the daemon keeps records alive with
+(exact signed items, their health, seed statistics) are read and written by
+`hubless.store.keepalive`; their schema is here, with every other table's.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from pathlib import Path
 from ..core.errors import StoreError
 from ..core.keys import PublicKey
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 2 adds kept_items, record_health, seed_stats and daemon (spec §8.5); a schema-1
+# database gains them empty when opened, and its models are re-put once a resolve or the
+# key holder stores their signed items.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
@@ -57,6 +64,43 @@ CREATE TABLE IF NOT EXISTS published (
 CREATE TABLE IF NOT EXISTS index_seq (
     publisher TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kept_items (
+    publisher TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    own_seq INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    kept_at INTEGER NOT NULL,
+    PRIMARY KEY (publisher, salt)
+);
+CREATE TABLE IF NOT EXISTS record_health (
+    publisher TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    checked_at INTEGER NOT NULL,
+    current INTEGER,
+    put_at INTEGER,
+    stored INTEGER,
+    queried INTEGER,
+    outcome TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (publisher, salt)
+);
+CREATE TABLE IF NOT EXISTS seed_stats (
+    infohash BLOB PRIMARY KEY,
+    peers INTEGER NOT NULL,
+    uploaded INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS daemon (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    republish_interval REAL NOT NULL,
+    listen_port INTEGER NOT NULL
 );
 """
 
@@ -101,17 +145,41 @@ class State:
                     if statement.strip():
                         db.execute(statement)
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-                if row is None:
-                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-                elif int(row[0]) > SCHEMA_VERSION:
+                if row is not None and int(row[0]) > SCHEMA_VERSION:
                     raise StoreError(
                         f"state database {path} is from a newer hubless (schema {row[0]})"
+                    )
+                if row is None or int(row[0]) < SCHEMA_VERSION:
+                    # Older schemas only lack tables, which the statements above created.
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
+                        (str(SCHEMA_VERSION),),
                     )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        return int(row[0])
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits (SQLite's
+        `PRAGMA data_version`): the daemon's cheap "did another process write?" poll."""
+        try:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"state database is unreadable: {exc}") from exc
+
+    def rows(self, query: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Rows of one read-only query (for the store's other modules)."""
+        try:
+            return list(self._db.execute(query, args).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"state database is unreadable: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -208,6 +276,12 @@ class State:
                     int(time.time()),
                 ),
             )
+
+    def remove_seed(self, infohash: bytes) -> bool:
+        """Stop serving a torrent from now on (a running daemon drops it within seconds)."""
+        with self.transaction() as db:
+            gone = db.execute("DELETE FROM seeds WHERE infohash=?", (infohash,)).rowcount
+        return bool(gone)
 
     def seeds(self) -> list[SeedEntry]:
         rows = self._db.execute(

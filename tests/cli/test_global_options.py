@@ -29,6 +29,7 @@ INVOCATIONS: dict[tuple[str, ...], tuple[tuple[str, ...], int]] = {
     ("history",): ((BAD_REF,), 2),
     ("pull",): ((BAD_REF,), 2),
     ("seed",): (("--key", "nobody"), 1),
+    ("status",): ((), 0),
     ("verify",): (("{folder}",), 2),
     ("export",): ((BAD_REF, "--magnet"), 2),
     ("follow",): ((BAD_REF,), 2),

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubless.core import bencode
-from hubless.core.bep44 import RawItem, sign_item, wrap_value
+from hubless.core.bep44 import RawItem, sign_item, verify_item, wrap_value
 from hubless.core.errors import (
     IntegrityError,
     NetTimeoutError,
     NoPeersError,
+    UntrustedDataError,
     UsageError,
 )
 from hubless.core.keys import PublicKey, SigningKey
@@ -160,10 +161,26 @@ class FakeNetwork:
     def dht_put_signed(
         self, item: RawItem, timeout: float = 10.0, *, min_current: int | None = None
     ) -> PutReport:
+        """Like a BEP-44 node: never over a validly signed higher seq; back off when current."""
+        verify_item(item, PublicKey(item.public_key), item.salt)
         if self.swarm.dht_offline:
             raise NetTimeoutError(f"no DHT node stored {item.salt!r} within {timeout:g}s")
-        self.swarm.items.setdefault((item.public_key, item.salt), []).append(item)
-        return PutReport(DHT_NODES, DHT_NODES, 0)
+        self.swarm.calls.append(("put_signed", item.salt))
+        slot = self.swarm.items.setdefault((item.public_key, item.salt), [])
+        newer = 0
+        for held in slot:
+            if held.seq > item.seq:
+                try:
+                    verify_item(held, PublicKey(item.public_key), item.salt)
+                except UntrustedDataError:
+                    continue
+                newer = DHT_NODES
+        current = DHT_NODES if item in slot else 0
+        if newer or (min_current is not None and current >= min_current):
+            return PutReport(0, 0, current, newer, skipped=True)
+        if item not in slot:
+            slot.append(item)
+        return PutReport(DHT_NODES, DHT_NODES, current)
 
     def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
         wrap_value(payload)
