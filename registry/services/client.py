@@ -95,13 +95,11 @@ class Client:
         )
         self._prompt = passphrase_prompt
 
-    def _open_network(self) -> Network:
+    def _open_network(self, join_timeout: float) -> Network:
         from ..net.session import open_session
 
         return open_session(
-            self.config.profile(),
-            self.config.data_dir / "session",
-            dht_timeout=self.config.dht_timeout,
+            self.config.profile(), self.config.data_dir / "session", dht_timeout=join_timeout
         )
 
     # --- what the context holds, for programs and tests ---------------------------------------

@@ -32,7 +32,9 @@ def content_torrent(ctx: Context, ref: Reference) -> tuple[bytes, dict[str, Any]
     """The verified content .torrent of `ref` and a summary of what it names."""
     resolution = resolve(ctx, ref)
     manifest = resolution.target.manifest
-    torrent, _ = pull.content_torrent(ctx, manifest)
+    ih = manifest.content_infohash
+    with ctx.cache.locks.hold(f"content-{ih.hex()}", timeout=ctx.config.transfer_timeout):
+        torrent, _ = pull.content_torrent(ctx, manifest)
     return torrent, {**resolution.summary(), "infohash": manifest.content_infohash.hex()}
 
 

@@ -195,8 +195,8 @@ def publish(
     c_seed = SeedEntry(
         content.infohash_v1, "content", key.public, name, manifest.seq, content.torrent_bytes, seeds
     )
-    ctx.seed_torrent(m_seed)
-    ctx.seed_torrent(c_seed, remember=False)
+    ctx.seed_torrent(m_seed, start=True)
+    ctx.seed_torrent(c_seed, remember=False, start=True)
     # Remember before the put: a crash after the put must never reuse this seq (spec §8.2).
     ctx.state.remember(
         KnownModel(key.public, name, manifest.seq, version, digest, manifest_ih, signed)
@@ -323,7 +323,8 @@ def put_index(ctx: Context, key: SigningKey, name: str | None = None) -> int:
         path = ctx.cache.save_index_list(digest, data)
         torrent, ih = ctx.torrents.blob_torrent(path.name, data)
         ctx.seed_torrent(
-            SeedEntry(ih, "manifest", key.public, "hubless-index", seq, torrent, path.parent)
+            SeedEntry(ih, "manifest", key.public, "hubless-index", seq, torrent, path.parent),
+            start=True,
         )
         index = IndexRecord(seq, now, list_infohash=ih, list_hash=digest)
     ctx.emit(Event("index", f"updating the publisher index ({len(names)} models)"))

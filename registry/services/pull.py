@@ -4,6 +4,12 @@ Only files whose SHA-256 is not in the cache are downloaded; every downloaded fi
 hashed against the manifest before it enters the cache; the snapshot folder appears by one
 rename once complete. Downloads run in `cache/partial/<infohash>` so that a killed pull
 continues where it stopped.
+
+Pulls share the cache safely (spec §8.4): a content torrent is downloaded by one process or
+thread at a time (a file lock per infohash); the others wait, then find its files in the
+cache and download nothing. Every pull holds its model's lock shared (and the cache's `gc`
+lock shared), so `hubless rm` and `prune` never delete what a running pull uses. A version
+named exactly whose files are all cached is returned without the network.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import UsageError
+from ..core.errors import OfflineError, UsageError
 from ..core.manifest import FileEntry, Manifest
 from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
@@ -25,7 +31,14 @@ from ..store.cache import materialise
 from ..store.state import SeedEntry
 from .context import Context
 from .events import Event
-from .resolve import Resolution, resolve
+from .resolve import Resolution, resolve, resolve_cached
+
+GC_LOCK = "gc"
+
+
+def model_lock(manifest_or_ref: Manifest | Reference) -> str:
+    """The lock a pull holds shared and `rm` exclusive for one model."""
+    return f"model-{manifest_or_ref.publisher.text}-{manifest_or_ref.name}"
 
 
 @dataclass(frozen=True)
@@ -77,15 +90,41 @@ def pull(
     to: Path | None = None,
     include: tuple[str, ...] = (),
     allow_yanked: bool = False,
+    offline: bool = False,
 ) -> PullResult:
     """Resolve `ref`, fetch the files not cached, verify each, return the folder (§8.4).
 
     Everything local (`to`) is checked before any network work. Raises `UsageError` for a
-    `to` that exists and is not an empty folder, or a yanked latest version.
+    `to` that exists and is not an empty folder, or a yanked latest version; `OfflineError`
+    when `offline` (or `config.offline`) and something is not in the cache;
+    `NetTimeoutError` when another pull of the same files did not finish in time.
     """
     if to is not None:
         check_target(to)
-    resolution = resolve(ctx, ref)
+    locks = ctx.cache.locks
+    wait = ctx.config.transfer_timeout
+    with (
+        locks.hold(GC_LOCK, shared=True, timeout=wait, what="the cache (a prune or rm runs)"),
+        locks.hold(model_lock(ref), shared=True, timeout=wait, what=f"{ref.name} (rm runs)"),
+    ):
+        return _pull(ctx, ref, to, include, allow_yanked, offline)
+
+
+def _pull(
+    ctx: Context,
+    ref: Reference,
+    to: Path | None,
+    include: tuple[str, ...],
+    allow_yanked: bool,
+    offline: bool,
+) -> PullResult:
+    resolution = resolve_cached(ctx, ref) if not offline else None
+    if resolution is not None and any(
+        not ctx.cache.has_blob(f) for f in select(resolution.target.manifest, include)
+    ):
+        resolution = None  # not all in the cache: ask the network, the version may be yanked
+    if resolution is None:
+        resolution = resolve(ctx, ref, offline=offline)
     if resolution.yanked is not None and ref.version is None and not allow_yanked:
         raise UsageError(
             f"the latest version of {ref.name} ({resolution.target.manifest.version}) is yanked: "
@@ -96,14 +135,30 @@ def pull(
         ctx.emit(Event("resolve", f"warning: this version is yanked: {resolution.yanked}"))
     manifest = resolution.target.manifest
     files = select(manifest, include)
-    needed = [f for f in files if not ctx.cache.has_blob(f)]
-    downloaded = _download(ctx, manifest, needed) if needed else 0
-    complete = len(files) == len(manifest.files)
     cache = ctx.cache
+    needed = [f for f in files if not cache.has_blob(f)]
+    downloaded = 0
+    if needed:
+        if offline or ctx.config.offline:
+            raise OfflineError(
+                f"{len(needed)} of the {len(files)} files of {manifest.name} "
+                f"{manifest.version} are not in the cache"
+            )
+        ih = manifest.content_infohash
+        with cache.locks.hold(
+            f"content-{ih.hex()}",
+            timeout=ctx.config.transfer_timeout,
+            on_wait=lambda: ctx.emit(
+                Event("download", f"waiting for another pull of {manifest.name} to finish")
+            ),
+            what=f"the download of {manifest.name} {manifest.version}",
+        ):
+            needed = [f for f in files if not cache.has_blob(f)]  # what the other left to do
+            downloaded = _download(ctx, manifest, needed) if needed else 0
+    complete = len(files) == len(manifest.files)
+    data = resolution.target.data
     if complete:
-        snapshot = cache.snapshot(
-            manifest.publisher, manifest.name, manifest.seq, files, resolution.target.data
-        )
+        path = cache.snapshot(manifest.publisher, manifest.name, manifest.seq, files, data)
         ih = manifest.content_infohash
         torrent = cache.torrent(ih)
         if torrent is not None:
@@ -115,18 +170,14 @@ def pull(
                     manifest.name,
                     manifest.seq,
                     torrent,
-                    cache.seed_dir(ih, manifest.name, snapshot),
+                    cache.seed_dir(ih, manifest.name, path),
                 )
             )
-        path = snapshot
-    if to is not None:
-        path = materialise(cache, files, to.resolve(), resolution.target.data, link=False)
-    elif not complete:
+    else:
         tag = hashlib.sha256("\0".join(f.path for f in files).encode()).hexdigest()[:12]
-        final = cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq)
-        path = final.with_name(f"{final.name}~{tag}")
-        if not path.is_dir():
-            path = materialise(cache, files, path, resolution.target.data)
+        path = cache.snapshot(manifest.publisher, manifest.name, manifest.seq, files, data, tag=tag)
+    if to is not None:
+        path = materialise(cache, files, to.resolve(), data, link=False)
     fetched = sum(f.size for f in needed)
     ctx.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
     return PullResult(
@@ -153,6 +204,7 @@ def content_torrent(ctx: Context, manifest: Manifest) -> tuple[bytes, Metainfo]:
     """The manifest's content .torrent (kept, or from peers), checked to list its files."""
     ih = manifest.content_infohash
     torrent = ctx.cache.torrent(ih) or ctx.network.fetch_metadata(ih, ctx.config.dht_timeout)
+    # (callers fetching it hold the content lock: one metadata fetch per infohash at a time)
     meta = parse_metainfo(torrent)
     check_matches_manifest(meta, manifest)
     ctx.cache.save_torrent(ih, torrent)

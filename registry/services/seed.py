@@ -38,7 +38,7 @@ def seed_all(ctx: Context) -> int:
                 Event("seed", f"skipping {entry.name} seq {entry.seq}: {entry.save_path} is gone")
             )
             continue
-        ctx.seed_torrent(entry, remember=False)
+        ctx.seed_torrent(entry, remember=False, start=True)
         started += 1
     ctx.emit(Event("seed", f"seeding {started} torrents"))
     return started

@@ -5,9 +5,12 @@
     CACHE/models/<key>/<name>/snapshots/<seq>/ hard links to blobs (copies across filesystems)
     CACHE/manifests/<hash>.hubless-manifest    signed manifests, seeded as manifest torrents
     CACHE/partial/<infohash>/                  downloads in progress (resume from here)
+    CACHE/locks/<name>.lock                    file locks: who downloads or builds what now
 
 A file enters `blobs/` only after its SHA-256 matched, and a snapshot appears under its
 final name only by one rename of a complete folder: a half-finished pull never looks done.
+Processes and threads sharing the cache take turns through `locks` (`hubless.store.locks`):
+one builds a snapshot, the others wait and then find it there.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..core.errors import IntegrityError, StoreError
 from ..core.keys import PublicKey
 from ..core.manifest import FileEntry
 from ..files import atomic_write, fsync_dir
+from .locks import Locks
 
 CACHEDIR_TAG = (
     b"Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -51,6 +55,7 @@ class Cache:
         self.blobs = root / "blobs"
         for folder in (self.blobs, root / "models", root / "manifests", root / "partial"):
             folder.mkdir(parents=True, exist_ok=True)
+        self.locks = Locks(root / "locks")
         tag = root / "CACHEDIR.TAG"
         if not tag.exists():
             atomic_write(tag, CACHEDIR_TAG)
@@ -109,13 +114,30 @@ class Cache:
         return self.model_dir(publisher, name) / "snapshots" / str(seq)
 
     def snapshot(
-        self, publisher: PublicKey, name: str, seq: int, files: Iterable[FileEntry], manifest: bytes
+        self,
+        publisher: PublicKey,
+        name: str,
+        seq: int,
+        files: Iterable[FileEntry],
+        manifest: bytes,
+        *,
+        tag: str | None = None,
     ) -> Path:
-        """The complete snapshot folder of one version, built from blobs if not there yet."""
+        """The snapshot folder of one version, built from blobs if not there yet.
+
+        `tag` names a partial selection (`<seq>~<tag>`), else the folder holds every file.
+        Several processes asking at once build it once: the others wait, then find it.
+        """
         final = self.snapshot_dir(publisher, name, seq)
+        if tag is not None:
+            final = final.with_name(f"{final.name}~{tag}")
         if final.is_dir():
             return final
-        return materialise(self, files, final, manifest)
+        lock = "snapshot-" + hashlib.sha256(str(final).encode()).hexdigest()[:32]
+        with self.locks.hold(lock, what=f"the snapshot {final}"):
+            if final.is_dir():
+                return final
+            return materialise(self, files, final, manifest)
 
     def seed_dir(self, infohash: bytes, torrent_name: str, snapshot: Path) -> Path:
         """A folder holding `torrent_name` → `snapshot`, laid out as the torrent expects."""
