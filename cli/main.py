@@ -27,9 +27,10 @@ Global options may come before or after the command:
 
 \b
 Each setting comes from its flag, else the environment (HUBLESS_HOME,
-HUBLESS_BOOTSTRAP, HUBLESS_LISTEN, HUBLESS_UPLOAD_LIMIT, HUBLESS_PASSPHRASE),
-else config.toml in the config folder (bootstrap, listen, upload_limit),
-else the default.
+HUBLESS_BOOTSTRAP, HUBLESS_LISTEN, HUBLESS_UPLOAD_LIMIT, HUBLESS_OFFLINE,
+HUBLESS_TIMEOUT, HUBLESS_HF_CACHE, HUBLESS_PASSPHRASE), else config.toml in
+the config folder (bootstrap, listen, upload_limit, offline, timeout,
+hf_cache), else the default.
 
 \b
 Shell completion: add the line for your shell to its startup file.

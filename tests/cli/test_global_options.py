@@ -61,6 +61,8 @@ def option_cases(tmp: Path) -> dict[str, tuple[tuple[str, ...], str, Any]]:
         "--bootstrap": (("--bootstrap", "127.0.0.1:9"), "bootstrap", ("127.0.0.1:9",)),
         "--listen": (("--listen", "127.0.0.1"), "listen", "127.0.0.1"),
         "--upload-limit": (("--upload-limit", "5"), "upload_limit", 5),
+        "--offline": (("--offline",), "offline", True),
+        "--timeout": (("--timeout", "2.5"), "timeout", 2.5),
     }
 
 
