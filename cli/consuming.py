@@ -123,16 +123,28 @@ def history(app: App, ref: str) -> None:
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable).")
 @click.option("--allow-yanked", is_flag=True, help="Pull even if the latest version is yanked.")
 @click.option("--seed/--no-seed", default=False, help="Keep seeding after the pull, until Ctrl-C.")
+@click.option(
+    "--hf-cache/--no-hf-cache",
+    default=None,
+    help='Also link it into the Hugging Face cache, so from_pretrained("KEY/NAME") finds it '
+    "(env HUBLESS_HF_CACHE=1; config.toml hf_cache).",
+)
 @pass_app
 def pull(
-    app: App, ref: str, to: Path | None, include: tuple[str, ...], allow_yanked: bool, seed: bool
+    app: App,
+    ref: str,
+    to: Path | None,
+    include: tuple[str, ...],
+    allow_yanked: bool,
+    seed: bool,
+    hf_cache: bool | None,
 ) -> None:
     """Download REF, verify every file, print the folder `from_pretrained` can load.
 
     With -q, stdout is only that folder: P=$(hubless -q pull REF)
     """
     client = app.client()
-    result = client.pull(ref, to=to, include=include, allow_yanked=allow_yanked)
+    result = client.pull(ref, to=to, include=include, allow_yanked=allow_yanked, hf_cache=hf_cache)
     s = result.summary()
     summary = (
         f"{s['reference']}: {result.files} files verified; fetched {result.fetched_files} "

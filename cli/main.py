@@ -2,9 +2,10 @@
 
 Parse, call the Python API, render; no protocol logic lives in the command line. Commands
 live in one module per group, each exporting `COMMANDS`: `keys` (key new|list|show),
-`publishing` (publish), `consuming` (resolve, history, pull, verify, export, seed) and `lab`
-(testnet, demo). A new group (daemon, follow, catalogue) is one module and one entry in
-`GROUPS`. Nothing heavy is imported until a command runs, so `hubless --help` stays fast.
+`publishing` (publish), `consuming` (resolve, history, pull, verify, export, seed),
+`caching` (list, rm, prune) and `lab` (testnet, demo). A new group (daemon, follow,
+catalogue) is one module and one entry in `GROUPS`. Nothing heavy is imported until a
+command runs, so `hubless --help` stays fast.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 import click
 
-from . import consuming, keys, lab, publishing
+from . import caching, consuming, keys, lab, publishing
 from .app import App, Command, Group, global_options
 
-GROUPS = (keys, publishing, consuming, lab)
+GROUPS = (keys, publishing, consuming, caching, lab)
 
 EPILOG = """\b
 Global options may come before or after the command:

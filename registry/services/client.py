@@ -26,6 +26,7 @@ from ..net.contract import ContentTorrent, Network, Torrents
 from ..store.cache import Cache
 from ..store.keystore import DEFAULT_KEY, KeyStore
 from ..store.state import State
+from . import cached as cached_service
 from . import export as export_service
 from . import publish as publish_service
 from . import pull as pull_service
@@ -35,6 +36,7 @@ from .context import Context
 from .events import Listener, ignore
 
 if TYPE_CHECKING:
+    from .cached import Listing, Removal
     from .publish import PublishResult
     from .pull import PullResult
     from .resolve import Resolution
@@ -191,15 +193,33 @@ class Client:
         include: tuple[str, ...] = (),
         *,
         allow_yanked: bool = False,
+        hf_cache: bool | None = None,
     ) -> PullResult:
-        """Download a version (only files not cached), verify it, return where it is."""
+        """Download a version (only files not cached), verify it, return where it is.
+
+        `hf_cache` also links it into the Hugging Face cache (default: the configuration's
+        `hf_cache`, HUBLESS_HF_CACHE), so `from_pretrained("KEY/NAME")` finds it offline.
+        """
         return pull_service.pull(
             self.ctx,
             _ref(ref),
             to=Path(to) if to is not None else None,
             include=include,
             allow_yanked=allow_yanked,
+            hf_cache=hf_cache,
         )
+
+    def list_cache(self) -> Listing:
+        """Models and versions in the cache, sizes counting shared files once (no network)."""
+        return cached_service.list_cache(self.ctx)
+
+    def remove(self, ref: str | Reference) -> Removal:
+        """Remove `KEY/NAME[@VERSION]` from the cache and free what nothing else uses."""
+        return cached_service.remove(self.ctx, _ref(ref))
+
+    def prune(self, *, dry_run: bool = False) -> Removal:
+        """Free unused blobs, abandoned downloads and leftovers (`dry_run`: only list them)."""
+        return cached_service.prune(self.ctx, dry_run=dry_run)
 
     def export_torrent(self, ref: str | Reference, path: str | Path) -> dict[str, Any]:
         """Write `ref`'s verified content .torrent to `path` for another BitTorrent client."""

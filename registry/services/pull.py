@@ -18,7 +18,7 @@ import fnmatch
 import hashlib
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from ..store.cache import materialise
 from ..store.state import SeedEntry
 from .context import Context
 from .events import Event
+from .hfview import add_to_hf_cache
 from .resolve import Resolution, resolve, resolve_cached
 
 GC_LOCK = "gc"
@@ -50,6 +51,7 @@ class PullResult:
     reused_files: int
     downloaded_bytes: int
     fetched_size: int
+    hf_cache: Path | None = None  # the Hugging Face cache's repo folder, when linked there
 
     def __repr__(self) -> str:
         m = self.resolution.target.manifest
@@ -68,6 +70,7 @@ class PullResult:
             "reused_files": self.reused_files,
             "downloaded_bytes": self.downloaded_bytes,
             "fetched_size": self.fetched_size,
+            "hf_cache": str(self.hf_cache) if self.hf_cache is not None else None,
         }
 
 
@@ -91,8 +94,12 @@ def pull(
     include: tuple[str, ...] = (),
     allow_yanked: bool = False,
     offline: bool = False,
+    hf_cache: bool | None = None,
 ) -> PullResult:
     """Resolve `ref`, fetch the files not cached, verify each, return the folder (§8.4).
+
+    `hf_cache` (default: `config.hf_cache`) also links the version into the Hugging Face
+    cache (`hubless.store.hfcache`).
 
     Everything local (`to`) is checked before any network work. Raises `UsageError` for a
     `to` that exists and is not an empty folder, or a yanked latest version; `OfflineError`
@@ -107,7 +114,12 @@ def pull(
         locks.hold(GC_LOCK, shared=True, timeout=wait, what="the cache (a prune or rm runs)"),
         locks.hold(model_lock(ref), shared=True, timeout=wait, what=f"{ref.name} (rm runs)"),
     ):
-        return _pull(ctx, ref, to, include, allow_yanked, offline)
+        result = _pull(ctx, ref, to, include, allow_yanked, offline)
+        if ctx.config.hf_cache if hf_cache is None else hf_cache:
+            files = select(result.resolution.target.manifest, include)
+            view = add_to_hf_cache(ctx, result.resolution.target, files)
+            result = replace(result, hf_cache=view)
+        return result
 
 
 def _pull(

@@ -31,6 +31,9 @@ INVOCATIONS: dict[tuple[str, ...], tuple[tuple[str, ...], int]] = {
     ("seed",): (("--key", "nobody"), 1),
     ("verify",): (("{folder}",), 2),
     ("export",): ((BAD_REF, "--magnet"), 2),
+    ("list",): ((), 0),
+    ("rm",): ((BAD_REF,), 2),
+    ("prune",): (("--dry-run",), 0),
     ("testnet",): (("--nodes", "1"), 0),
     ("demo",): ((), 0),
 }
