@@ -121,6 +121,9 @@ def history(app: App, ref: str) -> None:
     help="Also place the files in this new (or empty) folder.",
 )
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable).")
+@click.option(
+    "--exclude", multiple=True, metavar="GLOB", help="Leave out files matching (repeatable)."
+)
 @click.option("--allow-yanked", is_flag=True, help="Pull even if the latest version is yanked.")
 @click.option("--seed/--no-seed", default=False, help="Keep seeding after the pull, until Ctrl-C.")
 @click.option(
@@ -135,6 +138,7 @@ def pull(
     ref: str,
     to: Path | None,
     include: tuple[str, ...],
+    exclude: tuple[str, ...],
     allow_yanked: bool,
     seed: bool,
     hf_cache: bool | None,
@@ -144,7 +148,14 @@ def pull(
     With -q, stdout is only that folder: P=$(hubless -q pull REF)
     """
     client = app.client()
-    result = client.pull(ref, to=to, include=include, allow_yanked=allow_yanked, hf_cache=hf_cache)
+    result = client.pull(
+        ref,
+        to=to,
+        include=include,
+        exclude=exclude,
+        allow_yanked=allow_yanked,
+        hf_cache=hf_cache,
+    )
     s = result.summary()
     summary = (
         f"{s['reference']}: {result.files} files verified; fetched {result.fetched_files} "
@@ -183,10 +194,16 @@ def verify(app: App, folder: Path, publisher: str | None) -> None:
 
     report = verify_folder(folder, PublicKey.parse(publisher) if publisher else None)
     m = report.manifest.manifest
+    checked = len(m.files) if report.selected is None else report.selected
     verdict = (
         f"{m.publisher.text}/{m.name}@{m.version}: "
         + ("OK" if report.ok else "FAILED")
-        + f", {report.ok_files} of {len(m.files)} files intact"
+        + f", {report.ok_files} of {checked} files intact"
+        + (
+            f" (a partial pull: the {checked} selected of {len(m.files)} files were checked)"
+            if report.selected is not None
+            else ""
+        )
     )
     problems = [f"missing   {p}" for p in report.missing]
     problems += [f"modified  {p}" for p in report.modified]

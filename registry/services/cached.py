@@ -22,7 +22,7 @@ from ..core.errors import HublessError, StoreError, UsageError
 from ..core.keys import PublicKey
 from ..core.manifest import FileEntry, Manifest, verify_manifest
 from ..core.refs import Reference
-from ..store.cache import METADATA_DIR, Cache
+from ..store.cache import METADATA_DIR, Cache, read_selection
 from ..store.locks import Busy
 from .context import Context
 from .events import Event
@@ -145,7 +145,15 @@ def _versions(publisher: PublicKey, name: str, folder: Path) -> Iterator[CachedV
         partial = "~" in snap.name
         files = manifest.files
         if partial:
-            files = tuple(f for f in files if (snap / f.path).is_file())
+            try:
+                chosen = read_selection(snap)
+            except HublessError:
+                chosen = None
+            files = tuple(
+                f
+                for f in files
+                if (f.path in chosen if chosen is not None else (snap / f.path).is_file())
+            )
         yield CachedVersion(manifest, verified.hash, snap, files, partial)
 
 

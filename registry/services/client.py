@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..core.errors import KeyStoreError
+from ..core.errors import KeyStoreError, UsageError
 from ..core.keys import SigningKey
 from ..core.refs import Reference, check_name, check_version, parse_reference
 from ..net.contract import ContentTorrent, Network, Torrents
@@ -190,24 +190,36 @@ class Client:
         self,
         ref: str | Reference,
         to: str | Path | None = None,
-        include: tuple[str, ...] = (),
+        include: str | Sequence[str] | None = None,
         *,
+        exclude: str | Sequence[str] | None = None,
+        version: str | None = None,
+        offline: bool = False,
         allow_yanked: bool = False,
         hf_cache: bool | None = None,
+        progress: Listener | None = None,
     ) -> PullResult:
         """Download a version (only files not cached), verify it, return where it is.
 
-        `hf_cache` also links it into the Hugging Face cache (default: the configuration's
-        `hf_cache`, HUBLESS_HF_CACHE), so `from_pretrained("KEY/NAME")` finds it offline.
+        `include`/`exclude`: a glob or a list of globs on file paths (as `snapshot_download`'s
+        `allow_patterns`/`ignore_patterns`); `version`: a version label, as `@VERSION` in
+        the reference (`UsageError` when both name different versions); `offline`: only
+        what is cached (like `local_files_only`; `OfflineError` otherwise). `hf_cache` also
+        links it into the Hugging Face cache (default: the configuration's `hf_cache`,
+        HUBLESS_HF_CACHE), so `from_pretrained("KEY/NAME")` finds it offline. `progress`
+        receives this call's `Event`s (steps, and download and verify progress in bytes).
         """
-        return pull_service.pull(
-            self.ctx,
-            _ref(ref),
-            to=Path(to) if to is not None else None,
-            include=include,
-            allow_yanked=allow_yanked,
-            hf_cache=hf_cache,
-        )
+        with self.ctx.listening(progress):
+            return pull_service.pull(
+                self.ctx,
+                _ref(ref, version),
+                to=Path(to) if to is not None else None,
+                include=include,
+                exclude=exclude,
+                allow_yanked=allow_yanked,
+                offline=offline,
+                hf_cache=hf_cache,
+            )
 
     def list_cache(self) -> Listing:
         """Models and versions in the cache, sizes counting shared files once (no network)."""
@@ -238,5 +250,11 @@ class Client:
         seed_service.run(self.ctx, key=key, stop=stop or threading.Event())
 
 
-def _ref(ref: str | Reference) -> Reference:
-    return ref if isinstance(ref, Reference) else parse_reference(ref)
+def _ref(ref: str | Reference, version: str | None = None) -> Reference:
+    parsed = ref if isinstance(ref, Reference) else parse_reference(ref)
+    if version is None:
+        return parsed
+    check_version(version)
+    if parsed.version is not None and parsed.version != version:
+        raise UsageError(f"{ref} names version {parsed.version}, and version= names {version}")
+    return parsed.at(version)

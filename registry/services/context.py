@@ -9,8 +9,9 @@ never started (`OfflineError`), and nothing that merely records a seed starts it
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..config import Config
@@ -37,6 +38,7 @@ class Context:
     _seeding: set[bytes] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _seed_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
     def network(self) -> Network:
@@ -61,7 +63,32 @@ class Context:
         return self._network is not None
 
     def emit(self, event: Event) -> None:
-        self.on_event(event)
+        """Report `event` to the context's listener and to the calling thread's own."""
+        self.emitter()(event)
+
+    def emitter(self) -> Listener:
+        """`emit` bound to the calling thread's listener, for callbacks run on other threads
+        (libtorrent's progress arrives on its alert thread)."""
+        extra: Listener | None = getattr(self._local, "listener", None)
+        on_event = self.on_event
+
+        def emit(event: Event) -> None:
+            on_event(event)
+            if extra is not None:
+                extra(event)
+
+        return emit
+
+    @contextlib.contextmanager
+    def listening(self, listener: Listener | None) -> Iterator[None]:
+        """Send this thread's events to `listener` too, for the `with` block (one call's
+        progress callback; other threads' calls keep theirs)."""
+        previous = getattr(self._local, "listener", None)
+        self._local.listener = listener
+        try:
+            yield
+        finally:
+            self._local.listener = previous
 
     def seed_torrent(self, entry: SeedEntry, *, remember: bool = True, start: bool = False) -> None:
         """Serve a torrent again whenever `seed` runs (unless told not to remember it), and

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,16 +75,50 @@ class PullResult:
         }
 
 
-def select(manifest: Manifest, include: tuple[str, ...]) -> tuple[FileEntry, ...]:
+Patterns = str | Sequence[str] | None
+
+
+def patterns(value: Patterns, what: str) -> tuple[str, ...]:
+    """Glob patterns from one string or a list of them (a string is one pattern, never its
+    characters one by one); `UsageError` for anything else."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise UsageError(f"{what} must be a glob pattern or a list of them, not {value!r}")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which files of a version to pull: those matching any `include` glob (all when none),
+    minus those matching any `exclude` glob. Globs match the whole path (`fnmatch`)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, include: Patterns = None, exclude: Patterns = None) -> Selection:
+        return cls(patterns(include, "include"), patterns(exclude, "exclude"))
+
+    def files(self, manifest: Manifest) -> tuple[FileEntry, ...]:
+        """The chosen files; `UsageError` when a selection leaves none."""
+        chosen = tuple(
+            f
+            for f in manifest.files
+            if (not self.include or any(fnmatch.fnmatchcase(f.path, g) for g in self.include))
+            and not any(fnmatch.fnmatchcase(f.path, g) for g in self.exclude)
+        )
+        if not chosen:
+            asked = ", ".join([*self.include, *(f"not {g}" for g in self.exclude)])
+            raise UsageError(f"no file of {manifest.name} matches {asked}")
+        return chosen
+
+
+def select(manifest: Manifest, include: Patterns = None) -> tuple[FileEntry, ...]:
     """The manifest's files matching any of the `include` globs (all files when none)."""
-    if not include:
-        return manifest.files
-    chosen = tuple(
-        f for f in manifest.files if any(fnmatch.fnmatchcase(f.path, g) for g in include)
-    )
-    if not chosen:
-        raise UsageError(f"no file of {manifest.name} matches {', '.join(include)}")
-    return chosen
+    return Selection.of(include).files(manifest)
 
 
 def pull(
@@ -91,7 +126,8 @@ def pull(
     ref: Reference,
     *,
     to: Path | None = None,
-    include: tuple[str, ...] = (),
+    include: Patterns = None,
+    exclude: Patterns = None,
     allow_yanked: bool = False,
     offline: bool = False,
     hf_cache: bool | None = None,
@@ -106,6 +142,7 @@ def pull(
     when `offline` (or `config.offline`) and something is not in the cache;
     `NetTimeoutError` when another pull of the same files did not finish in time.
     """
+    selection = Selection.of(include, exclude)
     if to is not None:
         check_target(to)
     locks = ctx.cache.locks
@@ -114,9 +151,9 @@ def pull(
         locks.hold(GC_LOCK, shared=True, timeout=wait, what="the cache (a prune or rm runs)"),
         locks.hold(model_lock(ref), shared=True, timeout=wait, what=f"{ref.name} (rm runs)"),
     ):
-        result = _pull(ctx, ref, to, include, allow_yanked, offline)
+        result = _pull(ctx, ref, to, selection, allow_yanked, offline)
         if ctx.config.hf_cache if hf_cache is None else hf_cache:
-            files = select(result.resolution.target.manifest, include)
+            files = selection.files(result.resolution.target.manifest)
             view = add_to_hf_cache(ctx, result.resolution.target, files)
             result = replace(result, hf_cache=view)
         return result
@@ -126,13 +163,13 @@ def _pull(
     ctx: Context,
     ref: Reference,
     to: Path | None,
-    include: tuple[str, ...],
+    selection: Selection,
     allow_yanked: bool,
     offline: bool,
 ) -> PullResult:
     resolution = resolve_cached(ctx, ref) if not offline else None
     if resolution is not None and any(
-        not ctx.cache.has_blob(f) for f in select(resolution.target.manifest, include)
+        not ctx.cache.has_blob(f) for f in selection.files(resolution.target.manifest)
     ):
         resolution = None  # not all in the cache: ask the network, the version may be yanked
     if resolution is None:
@@ -146,7 +183,7 @@ def _pull(
     if resolution.yanked is not None:
         ctx.emit(Event("resolve", f"warning: this version is yanked: {resolution.yanked}"))
     manifest = resolution.target.manifest
-    files = select(manifest, include)
+    files = selection.files(manifest)
     cache = ctx.cache
     needed = [f for f in files if not cache.has_blob(f)]
     downloaded = 0
@@ -187,9 +224,11 @@ def _pull(
             )
     else:
         tag = hashlib.sha256("\0".join(f.path for f in files).encode()).hexdigest()[:12]
-        path = cache.snapshot(manifest.publisher, manifest.name, manifest.seq, files, data, tag=tag)
+        path = cache.snapshot(
+            manifest.publisher, manifest.name, manifest.seq, files, data, tag=tag, partial=True
+        )
     if to is not None:
-        path = materialise(cache, files, to.resolve(), data, link=False)
+        path = materialise(cache, files, to.resolve(), data, link=False, partial=not complete)
     fetched = sum(f.size for f in needed)
     ctx.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
     return PullResult(
@@ -234,8 +273,10 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
     folder = ctx.cache.partial_dir(ih)
     total = sum(f.size for f in needed)
 
+    emit = ctx.emitter()  # progress comes on libtorrent's thread, not the caller's
+
     def progress(p: Progress) -> None:
-        ctx.emit(
+        emit(
             Event(
                 "download",
                 f"downloading {manifest.name} {manifest.version}",

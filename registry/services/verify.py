@@ -2,7 +2,9 @@
 
 A pulled folder carries `.hubless/manifest`; the manifest's own signature is checked under
 the publisher key it names (or the one the caller expects), then every file's size and
-SHA-256. Extra files are reported but are no failure of the model itself.
+SHA-256. Extra files are reported but are no failure of the model itself. A partial pull
+also carries `.hubless/selection`: then exactly the selected files are checked, and the
+report says so (the selection is not signed: it only says what was asked for).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..core.manifest import (
     decode_body,
     verify_manifest,
 )
-from ..store.cache import METADATA_DIR, sha256_file
+from ..store.cache import METADATA_DIR, read_selection, sha256_file
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class VerifyReport:
     missing: tuple[str, ...] = ()
     modified: tuple[str, ...] = ()
     extra: tuple[str, ...] = field(default=())
+    selected: int | None = None  # files of a partial pull's selection; None: all were asked
 
     @property
     def ok(self) -> bool:
@@ -53,6 +56,7 @@ class VerifyReport:
             "missing": list(self.missing),
             "modified": list(self.modified),
             "extra": list(self.extra),
+            "selected": self.selected,
         }
 
 
@@ -77,6 +81,7 @@ def load_folder_manifest(folder: Path, publisher: PublicKey | None) -> VerifiedM
 def verify_folder(folder: Path, publisher: PublicKey | None = None) -> VerifyReport:
     """Verify `folder` against its `.hubless/manifest`, hashing on both cores."""
     verified = load_folder_manifest(folder, publisher)
+    selection = read_selection(folder)
 
     def check(entry: FileEntry) -> str:
         path = folder / entry.path
@@ -88,9 +93,17 @@ def verify_folder(folder: Path, publisher: PublicKey | None = None) -> VerifyRep
         return "ok" if sha256_file(path) == entry.sha256 else "modified"
 
     files = verified.manifest.files
+    if selection is not None:
+        unknown = selection - {f.path for f in files}
+        if unknown:
+            raise UsageError(
+                f"{folder}/{METADATA_DIR}/selection names files the manifest does not list: "
+                + ", ".join(sorted(unknown)[:3])
+            )
+        files = tuple(f for f in files if f.path in selection)
     with ThreadPoolExecutor(max_workers=2) as pool:
         states = list(pool.map(check, files))
-    listed = {f.path for f in files}
+    listed = {f.path for f in verified.manifest.files}
     extra = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if d != METADATA_DIR or Path(root) != folder]
@@ -105,4 +118,5 @@ def verify_folder(folder: Path, publisher: PublicKey | None = None) -> VerifyRep
         tuple(f.path for f, s in zip(files, states, strict=True) if s == "missing"),
         tuple(f.path for f, s in zip(files, states, strict=True) if s == "modified"),
         tuple(sorted(extra)),
+        None if selection is None else len(files),
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -122,6 +123,7 @@ class Cache:
         manifest: bytes,
         *,
         tag: str | None = None,
+        partial: bool = False,
     ) -> Path:
         """The snapshot folder of one version, built from blobs if not there yet.
 
@@ -137,7 +139,7 @@ class Cache:
         with self.locks.hold(lock, what=f"the snapshot {final}"):
             if final.is_dir():
                 return final
-            return materialise(self, files, final, manifest)
+            return materialise(self, files, final, manifest, partial=partial)
 
     def seed_dir(self, infohash: bytes, torrent_name: str, snapshot: Path) -> Path:
         """A folder holding `torrent_name` → `snapshot`, laid out as the torrent expects."""
@@ -185,14 +187,23 @@ class Cache:
 
 
 def materialise(
-    cache: Cache, files: Iterable[FileEntry], final: Path, manifest: bytes, *, link: bool = True
+    cache: Cache,
+    files: Iterable[FileEntry],
+    final: Path,
+    manifest: bytes,
+    *,
+    link: bool = True,
+    partial: bool = False,
 ) -> Path:
     """Build a folder of `files` from blobs next to `final`, then rename it into place.
 
     `final` must not exist, or be an empty folder. A crash leaves only a hidden temp folder.
     `link` hard-links the read-only blobs (cache snapshots); folders a user owns get copies.
-    The signed manifest goes to `.hubless/manifest` so `hubless verify` can check the folder.
+    The signed manifest goes to `.hubless/manifest` so `hubless verify` can check the folder;
+    a `partial` selection also writes `.hubless/selection` (`write_selection`), so that
+    verify checks exactly the files that were asked for.
     """
+    files = list(files)
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise StoreError(f"{final} already exists and is not empty")
@@ -212,6 +223,8 @@ def materialise(
                 copy_file(blob, target)
         (tmp / METADATA_DIR).mkdir(parents=True, exist_ok=True)
         (tmp / METADATA_DIR / "manifest").write_bytes(manifest)
+        if partial:
+            write_selection(tmp, [f.path for f in files])
         with contextlib.suppress(FileNotFoundError):
             final.rmdir()  # an empty folder the user named with --to
         os.replace(tmp, final)
@@ -220,6 +233,42 @@ def materialise(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+SELECTION = "selection"
+#: Largest `.hubless/selection` read, in bytes (a manifest lists at most this much too).
+MAX_SELECTION_SIZE = 32 * 1024 * 1024
+
+
+def write_selection(folder: Path, paths: list[str]) -> None:
+    """Record in `folder/.hubless/selection` which of the manifest's files a pull chose.
+
+    JSON `{"files": [path, ...]}`, sorted. It is not signed: it says what was asked for, so
+    that a check of the folder does not report the rest as missing (spec §8.6).
+    """
+    data = json.dumps({"files": sorted(paths)}, indent=1).encode() + b"\n"
+    (folder / METADATA_DIR / SELECTION).write_bytes(data)
+
+
+def read_selection(folder: Path) -> frozenset[str] | None:
+    """The paths `folder/.hubless/selection` names, None without one; `StoreError` if it
+    is not what `write_selection` writes."""
+    path = folder / METADATA_DIR / SELECTION
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SELECTION_SIZE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        doc = json.loads(data) if len(data) <= MAX_SELECTION_SIZE else None
+    except ValueError:
+        doc = None
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(files, list) or not all(isinstance(p, str) for p in files):
+        raise StoreError(f"{path} is not a selection hubless wrote", hint="remove it to check all")
+    return frozenset(files)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -67,9 +67,11 @@ def test_rm_of_the_model_frees_everything_and_then_knows_nothing_to_remove(
 
 
 def test_rm_refuses_while_a_pull_of_the_model_runs(two_versions: Client) -> None:
-    with two_versions.cache.locks.hold(model_lock(REF), shared=True):  # what a pull holds
-        with pytest.raises(StoreError, match="a pull of tiny-model is running"):
-            two_versions.remove(REF.at("v1"))
+    with (
+        two_versions.cache.locks.hold(model_lock(REF), shared=True),  # what a pull holds
+        pytest.raises(StoreError, match="a pull of tiny-model is running"),
+    ):
+        two_versions.remove(REF.at("v1"))
     assert len(two_versions.list_cache().models[0].versions) == 2
 
 
