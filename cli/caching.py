@@ -1,6 +1,9 @@
-"""What is in the cache: list, rm, prune (names as users of `hf cache` and `ollama` expect)."""
+"""What is in the cache: list, rm, prune (names as users of `hf cache` and `ollama` expect),
+and import (a folder another BitTorrent client downloaded)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -80,4 +83,21 @@ def prune(app: App, dry_run: bool) -> None:
     app.renderer.result(removal.summary(), text, value="\n".join(removal.removed), note=text)
 
 
-COMMANDS = (list_, rm, prune)
+@click.command("import", cls=Command)
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ref")
+@pass_app
+def import_(app: App, folder: Path, ref: str) -> None:
+    """Adopt FOLDER, downloaded by another BitTorrent client, as REF (KEY/NAME@VERSION).
+
+    Every file is checked against REF's signed manifest first (as `verify --ref`), then
+    copied into the cache; `hubless seed` serves it from then on. Prints the snapshot folder.
+    """
+    imported = app.client().import_folder(folder, ref)
+    s = imported.summary()
+    count = len(imported.resolution.target.manifest.files)
+    text = f"{s['reference']}: {count} files verified and imported\n{imported.path}"
+    app.renderer.result(s, text, value=str(imported.path), note=text.splitlines()[0])
+
+
+COMMANDS = (list_, rm, prune, import_)

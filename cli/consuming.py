@@ -183,16 +183,30 @@ def seed(app: App, key_name: str | None) -> None:
 @click.option(
     "--publisher", help="Require this publisher key (default: the one the manifest names)."
 )
+@click.option(
+    "--ref",
+    metavar="KEY/NAME[@VERSION]",
+    help="Check against this reference's signed manifest, resolved on the network (for a "
+    "folder another BitTorrent client downloaded).",
+)
 @pass_app
-def verify(app: App, folder: Path, publisher: str | None) -> None:
+def verify(app: App, folder: Path, publisher: str | None, ref: str | None) -> None:
     """Check FOLDER's files against the signed manifest it was pulled with.
 
+    With --ref, against the manifest REF resolves to instead: for a folder that aria2c or
+    qBittorrent downloaded from an exported torrent (pad files under .pad/ are ignored).
     Exits 1 if any file is missing or modified. With -q, prints only the problems.
     """
+    from hubless.core.errors import UsageError
     from hubless.core.keys import PublicKey
     from hubless.services.verify import verify_folder
 
-    report = verify_folder(folder, PublicKey.parse(publisher) if publisher else None)
+    if ref is not None:
+        if publisher is not None:
+            raise UsageError("--ref names the publisher already; leave out --publisher")
+        report, _ = app.client().verify_remote(folder, ref)
+    else:
+        report = verify_folder(folder, PublicKey.parse(publisher) if publisher else None)
     m = report.manifest.manifest
     checked = len(m.files) if report.selected is None else report.selected
     verdict = (
@@ -208,6 +222,8 @@ def verify(app: App, folder: Path, publisher: str | None) -> None:
     problems = [f"missing   {p}" for p in report.missing]
     problems += [f"modified  {p}" for p in report.modified]
     problems += [f"extra     {p}" for p in report.extra]
+    if report.pads:
+        problems.append(f"ignored   {len(report.pads)} pad files under .pad/ (BEP-47 padding)")
     app.renderer.result(
         report.summary(),
         "\n".join([verdict, *(f"  {p}" for p in problems)]),

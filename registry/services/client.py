@@ -26,6 +26,7 @@ from ..net.contract import ContentTorrent, Network, Torrents
 from ..store.cache import Cache
 from ..store.keystore import DEFAULT_KEY, KeyStore
 from ..store.state import State
+from . import adopt as adopt_service
 from . import cached as cached_service
 from . import export as export_service
 from . import publish as publish_service
@@ -36,10 +37,12 @@ from .context import Context
 from .events import Listener, ignore
 
 if TYPE_CHECKING:
+    from .adopt import Imported
     from .cached import Listing, Removal
     from .publish import PublishResult
     from .pull import PullResult
     from .resolve import Resolution
+    from .verify import VerifyReport
 
 
 def _libtorrent_torrents() -> Torrents:
@@ -220,6 +223,16 @@ class Client:
                 offline=offline,
                 hf_cache=hf_cache,
             )
+
+    def verify_remote(
+        self, folder: str | Path, ref: str | Reference
+    ) -> tuple[VerifyReport, Resolution]:
+        """Check a folder another client downloaded against `ref`'s signed manifest."""
+        return adopt_service.verify_remote(self.ctx, Path(folder), _ref(ref))
+
+    def import_folder(self, folder: str | Path, ref: str | Reference) -> Imported:
+        """Adopt a verified folder into the cache as `ref`'s version, to be seeded."""
+        return adopt_service.import_folder(self.ctx, Path(folder), _ref(ref))
 
     def list_cache(self) -> Listing:
         """Models and versions in the cache, sizes counting shared files once (no network)."""

@@ -34,6 +34,7 @@ INVOCATIONS: dict[tuple[str, ...], tuple[tuple[str, ...], int]] = {
     ("list",): ((), 0),
     ("rm",): ((BAD_REF,), 2),
     ("prune",): (("--dry-run",), 0),
+    ("import",): (("{folder}", BAD_REF), 2),
     ("testnet",): (("--nodes", "1"), 0),
     ("demo",): ((), 0),
 }
