@@ -261,6 +261,10 @@ def export(app: App, ref: str, torrent_file: Path | None, magnet: bool) -> None:
 
     On a private DHT, a fresh --dht-file-path keeps aria2 from also contacting nodes it
     saved earlier (e.g. public DHT nodes in ~/.aria2/dht.dat).
+
+    --torrent also writes NAME.manifest.torrent and the signed manifest beside it: seeding
+    both lets another client serve hubless consumers. libtorrent-based clients (qBittorrent,
+    Deluge) on one host need "allow multiple connections from the same IP" turned on.
     """
     from hubless.core.errors import UsageError
 
@@ -269,7 +273,15 @@ def export(app: App, ref: str, torrent_file: Path | None, magnet: bool) -> None:
     client = app.client()
     if torrent_file is not None:
         info = client.export_torrent(ref, torrent_file)
-        app.renderer.result(info, f"wrote {torrent_file}", value=str(torrent_file))
+        written = [str(torrent_file)] + [
+            info[k] for k in ("manifest_torrent", "manifest_file") if info[k] is not None
+        ]
+        text = "\n".join(
+            [f"wrote {w}" for w in written]
+            + ["to seed both with aria2c (hubless consumers need the manifest too):"]
+            + [f"  {line}" for line in info["seed"]]
+        )
+        app.renderer.result(info, text, value="\n".join(written))
     else:
         link = client.magnet(ref)
         app.renderer.result({"magnet": link, "dht_nodes": client.dht_nodes()}, link, value=link)

@@ -11,6 +11,12 @@ aria2 bootstraps from them, so `aria2c --enable-dht=true FILE.torrent` finds a p
 DHT by itself. A magnet carries no such list that aria2 reads (aria2 1.36 reads only `xt`,
 `tr` and `dn`; it ignores `x.pe` peer hints, measured): its users name an entry point with
 `--dht-entry-point`, which `dht_nodes` reports.
+
+A hubless consumer needs the manifest torrent as well as the content (spec §5.6), so the
+export writes both: `NAME.torrent` and `NAME.manifest.torrent`, with the signed manifest file
+beside them, and says how another client seeds the two. On one host, libtorrent-based clients
+(qBittorrent, Deluge) must allow several connections per IP address, or all local peers
+count as one (qBittorrent: Advanced, "Allow multiple connections from the same IP address").
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from ..files import atomic_write
 from ..net.contract import Endpoint, format_endpoint
 from . import pull
 from .context import Context
-from .resolve import resolve
+from .resolve import Resolution, resolve
 
 
-def content_torrent(ctx: Context, ref: Reference) -> tuple[bytes, dict[str, Any]]:
+def content_torrent(
+    ctx: Context, ref: Reference, resolution: Resolution | None = None
+) -> tuple[bytes, dict[str, Any]]:
     """The verified content .torrent of `ref` and a summary of what it names."""
-    resolution = resolve(ctx, ref)
+    resolution = resolution or resolve(ctx, ref)
     manifest = resolution.target.manifest
     ih = manifest.content_infohash
     with ctx.cache.locks.hold(f"content-{ih.hex()}", timeout=ctx.config.transfer_timeout):
@@ -44,10 +52,40 @@ def dht_nodes(ctx: Context) -> list[str]:
 
 
 def export_torrent(ctx: Context, ref: Reference, path: Path) -> dict[str, Any]:
-    """Write `ref`'s verified content .torrent to `path`, listing this network's DHT nodes."""
-    torrent, summary = content_torrent(ctx, ref)
-    atomic_write(path, with_dht_nodes(torrent, list(ctx.config.bootstrap)))
-    return {**summary, "torrent": str(path), "dht_nodes": dht_nodes(ctx)}
+    """Write `ref`'s verified content .torrent to `path`, and its manifest torrent beside it.
+
+    Both list this network's DHT nodes. The manifest torrent (`<stem>.manifest.torrent`) is
+    rebuilt from the verified manifest, which is written next to it under the file name the
+    torrent names, so a client pointed at that folder seeds it as it is. Returns a summary
+    with the paths and a `seed` list of example aria2c commands.
+    """
+    resolution = resolve(ctx, ref)
+    torrent, summary = content_torrent(ctx, ref, resolution)
+    nodes = list(ctx.config.bootstrap)
+    atomic_write(path, with_dht_nodes(torrent, nodes))
+    verified = resolution.target
+    manifest_file = path.parent / ctx.cache.manifest_path(verified.hash).name
+    manifest_torrent, ih = ctx.torrents.blob_torrent(manifest_file.name, verified.data)
+    stem = path.name[: -len(".torrent")] if path.name.endswith(".torrent") else path.name
+    manifest_path = path.with_name(f"{stem}.manifest.torrent")
+    if ih == resolution.target_infohash:  # made by hubless: the same deterministic torrent
+        atomic_write(manifest_file, verified.data)
+        atomic_write(manifest_path, with_dht_nodes(manifest_torrent, nodes))
+    else:
+        manifest_path = manifest_file = Path()
+    entry = f" --dht-entry-point={format_endpoint(*nodes[0])}" if nodes else ""
+    aria = f"aria2c --enable-dht=true{entry} --seed-ratio=0.0 --check-integrity=true"
+    seed = [f"{aria} --dir=FOLDER_HOLDING_{verified.manifest.name} {path}"]
+    if manifest_path != Path():
+        seed.append(f"{aria} --dir={manifest_file.parent} {manifest_path}")
+    return {
+        **summary,
+        "torrent": str(path),
+        "manifest_torrent": str(manifest_path) if manifest_path != Path() else None,
+        "manifest_file": str(manifest_file) if manifest_file != Path() else None,
+        "seed": seed,
+        "dht_nodes": dht_nodes(ctx),
+    }
 
 
 def with_dht_nodes(torrent: bytes, nodes: list[Endpoint]) -> bytes:

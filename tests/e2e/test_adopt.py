@@ -75,3 +75,59 @@ def test_a_folder_from_aria2c_verifies_imports_and_is_served(
     assert pulled["fetched_files"] == 4
     got = files_under(Path(pulled["path"]))
     assert {p: d for p, d in got.items() if not p.startswith(".hubless/")} == files_under(model)
+
+
+@pytest.mark.skipif(ARIA2C is None, reason="aria2c is not installed (apt-get install aria2)")
+def test_aria2c_seeding_an_export_serves_a_hubless_consumer(
+    testnet: RunningTestnet, tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    """export writes the manifest torrent too; aria2c seeding both replaces the publisher."""
+    model = tmp_path / "model"
+    make_model(model, seed=42, size=2 << 20, shards=2)
+    publisher, exporter, consumer = (tmp_path / n for n in ("publisher", "exporter", "consumer"))
+    key = cli.run(publisher, testnet, "key", "new", "--no-passphrase")["public_key"]
+    seeding = cli.spawn(
+        publisher, testnet, "publish", model, "--name", "other-way", "--version", "v1", "--seed"
+    )
+    processes.append(seeding)
+    json.loads(read_line(seeding, 120))
+    ref = f"{key}/other-way"
+    export = tmp_path / "export"
+    export.mkdir()
+    info = cli.run(exporter, testnet, "export", ref, "--torrent", export / "m.torrent")
+    assert Path(info["manifest_torrent"]) == export / "m.manifest.torrent"
+    assert Path(info["manifest_file"]).parent == export and len(info["seed"]) == 2
+
+    # aria2c fetches the content, then two aria2c seed the content and the manifest.
+    def run_aria2(name: str, target: Path, folder: Path, *extra: str) -> subprocess.Popen[str]:
+        root = tmp_path / f"aria2-{name}"
+        for sub in ("state", "home"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            aria2c(target, folder, root / "state", *extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "HOME": str(root / "home")},
+        )
+        processes.append(proc)
+        return proc
+
+    fetch = run_aria2("fetch", export / "m.torrent", tmp_path / "content")
+    out, _ = fetch.communicate(timeout=60)
+    assert fetch.returncode == 0, out
+    forever = (
+        "--seed-time=60",
+        "--seed-ratio=0.0",
+        "--check-integrity=true",
+        "--bt-stop-timeout=0",
+    )
+    run_aria2("content", export / "m.torrent", tmp_path / "content", *forever)
+    run_aria2("manifest", export / "m.manifest.torrent", export, *forever)
+    stop_process(seeding)  # from now on only aria2c serves the model
+
+    pulled = cli.run(consumer, testnet, "pull", ref, timeout=150)
+    assert pulled["fetched_files"] == 3 and pulled["stale"] is False
+    got = files_under(Path(pulled["path"]))
+    assert {p: d for p, d in got.items() if not p.startswith(".hubless/")} == files_under(model)
