@@ -39,6 +39,7 @@ from ..core.record import Record, encode_record
 from ..core.refs import Reference, check_name, check_version
 from ..core.trust import choose_record
 from ..net.contract import ContentTorrent
+from ..store.locks import GC
 from ..store.state import KnownModel, SeedEntry
 from .context import Context
 from .events import Event
@@ -279,9 +280,11 @@ def _keep(
     Copies, not links: the author may edit the folder in place later (see Cache.add_blob).
     """
     ctx.emit(Event("cache", f"keeping a copy of {len(files)} files in the cache"))
-    for entry in files:
-        ctx.cache.add_blob(folder / entry.path, entry)
-    snapshot = ctx.cache.snapshot(c_seed.publisher, c_seed.name, c_seed.seq, files, signed)
+    wait = ctx.config.transfer_timeout
+    with ctx.cache.locks.hold(GC, shared=True, timeout=wait, what="the cache (a prune runs)"):
+        for entry in files:
+            ctx.cache.add_blob(folder / entry.path, entry)
+        snapshot = ctx.cache.snapshot(c_seed.publisher, c_seed.name, c_seed.seq, files, signed)
     ctx.cache.seed_dir(c_seed.infohash, c_seed.name, snapshot)  # same bytes, now ours
     ctx.state.add_seed(c_seed)
 

@@ -29,13 +29,14 @@ from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
 from ..net.contract import Progress
 from ..store.cache import materialise
+from ..store.locks import GC
 from ..store.state import SeedEntry
 from .context import Context
 from .events import Event
 from .hfview import add_to_hf_cache
 from .resolve import Resolution, resolve, resolve_cached
 
-GC_LOCK = "gc"
+GC_LOCK = GC
 
 
 def model_lock(manifest_or_ref: Manifest | Reference) -> str:

@@ -22,6 +22,10 @@ from pathlib import Path
 
 from ..core.errors import NetTimeoutError, StoreError
 
+#: Held shared by everything that adds blobs and links them (pull, publish, import), and
+#: exclusively by what deletes blobs (`rm`'s freeing, `prune`).
+GC = "gc"
+
 _POLL_FIRST = 0.01  # seconds between attempts while waiting, doubling ...
 _POLL_MAX = 0.25  # ... up to this
 
