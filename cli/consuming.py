@@ -162,6 +162,8 @@ def pull(
         f"({human_size(result.downloaded_bytes)} downloaded), reused {result.reused_files} "
         f"from the cache"
     )
+    if result.hf_cache is not None:
+        summary += f"; in the Hugging Face cache as {s['publisher']}/{s['name']}"
     app.renderer.result(s, f"{summary}\n{result.path}", value=str(result.path), note=summary)
     if seed:
         client.seed(app.stop())

@@ -75,7 +75,7 @@ def export_torrent(ctx: Context, ref: Reference, path: Path) -> dict[str, Any]:
         manifest_path = manifest_file = Path()
     entry = f" --dht-entry-point={format_endpoint(*nodes[0])}" if nodes else ""
     aria = f"aria2c --enable-dht=true{entry} --seed-ratio=0.0 --check-integrity=true"
-    seed = [f"{aria} --dir=FOLDER_HOLDING_{verified.manifest.name} {path}"]
+    seed = [f"{aria} --dir=PARENT_OF_{verified.manifest.name} {path}"]
     if manifest_path != Path():
         seed.append(f"{aria} --dir={manifest_file.parent} {manifest_path}")
     return {
