@@ -234,7 +234,8 @@ class _Previous:
 def _previous(ctx: Context, ref: Reference) -> _Previous | None:
     """The newest verified revision of this model, from the DHT if it knows a newer one."""
     try:
-        resolution = resolve(ctx, ref)
+        # The full lookup timeout: building on a stale revision risks publishing a seq twice.
+        resolution = resolve(ctx, ref, patience=ctx.config.dht_timeout)
         return _Previous(resolution.latest, resolution.latest_infohash, not resolution.stale)
     except (NotFoundError, RollbackError):
         # RollbackError: the DHT holds an older record than this machine signed (the put

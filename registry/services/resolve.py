@@ -99,11 +99,15 @@ def _known_state(ctx: Context, ref: Reference) -> KnownState | None:
     )
 
 
-def resolve(ctx: Context, ref: Reference, *, offline: bool = False) -> Resolution:
+def resolve(
+    ctx: Context, ref: Reference, *, offline: bool = False, patience: float | None = None
+) -> Resolution:
     """Resolve `ref` against the DHT, falling back to local knowledge only when offline.
 
     With `offline` (or `config.offline`) the network is never used: the answer comes from
-    known state and cached manifests, marked stale, or `OfflineError`. Raises
+    known state and cached manifests, marked stale, or `OfflineError`. `patience`: seconds
+    the DHT gets before a known version answers instead (default `config.check_timeout`;
+    publish waits the full lookup timeout). Raises
     `NotFoundError` (no record), `NetTimeoutError`, and every `UntrustedDataError` of spec
     §8.1; a failure leaves known state unchanged.
     """
@@ -113,7 +117,9 @@ def resolve(ctx: Context, ref: Reference, *, offline: bool = False) -> Resolutio
             raise OfflineError(f"nothing is known here about {ref.name!r} of {ref.publisher.text}")
         return _choose(ctx, ref, trust, None, trust.offline(), stale=True, offline=True)
     ctx.emit(Event("resolve", f"looking up {ref.publisher.text[:12]}…/{ref.name} in the DHT"))
-    budget = ctx.config.check_timeout if trust.known is not None else ctx.config.dht_timeout
+    budget = ctx.config.dht_timeout
+    if trust.known is not None:
+        budget = ctx.config.check_timeout if patience is None else patience
     deadline = time.monotonic() + budget
     try:
         network = ctx.network_within(budget)
@@ -242,7 +248,7 @@ def fetch_manifest(
         return cached.read_bytes()
     with ctx.cache.locks.hold(
         f"manifest-{infohash.hex()}",
-        timeout=ctx.config.dht_timeout,
+        timeout=ctx.config.transfer_timeout,  # the holder's own lookups are bounded
         on_wait=lambda: ctx.emit(Event("fetch-manifest", "waiting for another fetch of it")),
         what=f"the fetch of manifest torrent {infohash.hex()}",
     ):
