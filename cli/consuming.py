@@ -255,7 +255,8 @@ def export(app: App, ref: str, torrent_file: Path | None, magnet: bool) -> None:
     \b
       aria2c --enable-dht=true --dht-file-path=new.dat FILE.torrent
 
-    A magnet names only the infohash; aria2 ignores `x.pe` peer hints, so on a private
+    A magnet names the infohash and the seeders a DHT lookup found (`x.pe`, which
+    qBittorrent and other libtorrent clients use); aria2 ignores `x.pe`, so on a private
     DHT name an entry point (`dht_nodes` in --json output):
 
     \b

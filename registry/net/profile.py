@@ -32,6 +32,7 @@ _STATUS = 0x40
 _STORAGE = 0x8
 _DHT = 0x400
 _PERFORMANCE = 0x200
+_DHT_OPERATION = 0x40000  # get_peers replies: how downloads find peers without announcing
 
 #: Bytes per second a node may spend on DHT traffic. libtorrent's default (8000) throttles
 #: a publisher that puts many items, and 0 means no DHT traffic at all (DESIGN.md).
@@ -146,7 +147,7 @@ def settings_for(profile: NetProfile) -> dict[str, int | str | bool]:
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "alert_mask": _ERROR | _STATUS | _STORAGE | _DHT | _PERFORMANCE,
+        "alert_mask": _ERROR | _STATUS | _STORAGE | _DHT | _PERFORMANCE | _DHT_OPERATION,
         "user_agent": "hubless/0.1",
         "peer_fingerprint": "-HL0100-",
         "enable_ip_notifier": False,

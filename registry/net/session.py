@@ -18,6 +18,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -98,6 +100,7 @@ class Session:
             self._state_dir / "dht" / f"{network_id(profile)}.state" if self._state_dir else None
         )
         self._torrents: dict[bytes, _Torrent] = {}
+        self._peer_lookups: dict[bytes, list[Future[list[tuple[str, int]]]]] = {}
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
         self._ses: Any = lt.session(self._params())
@@ -205,6 +208,8 @@ class Session:
             self._with_torrent(a, lambda t: t.metadata.set())
         elif isinstance(a, lt.cache_flushed_alert):
             self._with_torrent(a, lambda t: t.flushed.set())
+        elif isinstance(a, lt.dht_get_peers_reply_alert):
+            self._on_peers(bytes(a.info_hash.to_bytes()), [(str(h), int(p)) for h, p in a.peers()])
         elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
             message = str(a.message())
             self._with_torrent(a, lambda t: setattr(t, "error", message))
@@ -331,6 +336,30 @@ class Session:
         if file_priorities is not None:
             self._handle(added).prioritize_files(list(file_priorities))
         return added
+
+    def _on_peers(self, ih: bytes, peers: list[tuple[str, int]]) -> None:
+        """Answer the `dht_peers` callers waiting for `ih`."""
+        with self._lock:
+            waiting = self._peer_lookups.pop(ih, [])
+        for fut in waiting:
+            if not fut.done():
+                fut.set_result(list(peers))
+
+    def dht_peers(self, ih: bytes, timeout: float = 10.0) -> list[tuple[str, int]]:
+        """The peers one BEP-5 `get_peers` lookup finds for `ih` (this session announces
+        nothing); raises `NetTimeoutError` when the lookup does not end in `timeout` s."""
+        fut: Future[list[tuple[str, int]]] = Future()
+        with self._lock:
+            self._peer_lookups.setdefault(ih, []).append(fut)
+        self._ses.dht_get_peers(lt.sha1_hash(ih))
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            with self._lock, contextlib.suppress(KeyError, ValueError):
+                self._peer_lookups[ih].remove(fut)
+            raise NetTimeoutError(
+                f"peer lookup of {ih.hex()} did not end in {timeout:g}s"
+            ) from None
 
     def connect_peer(self, ih: bytes, host: str, port: int) -> None:
         """Tell a torrent about a peer directly, without waiting for the DHT."""

@@ -10,7 +10,8 @@ nodes under the BEP-5 `nodes` key, outside the info dict (the infohash is unchan
 aria2 bootstraps from them, so `aria2c --enable-dht=true FILE.torrent` finds a private
 DHT by itself. A magnet carries no such list that aria2 reads (aria2 1.36 reads only `xt`,
 `tr` and `dn`; it ignores `x.pe` peer hints, measured): its users name an entry point with
-`--dht-entry-point`, which `dht_nodes` reports.
+`--dht-entry-point`, which `dht_nodes` reports. The magnet does name the seeders a DHT
+lookup finds (`x.pe`), which libtorrent-based clients such as qBittorrent connect to.
 
 A hubless consumer needs the manifest torrent as well as the content (spec §5.6), so the
 export writes both: `NAME.torrent` and `NAME.manifest.torrent`, with the signed manifest file
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import bencode
+from ..core.errors import NetworkError
 from ..core.refs import Reference
 from ..files import atomic_write
 from ..net.contract import Endpoint, format_endpoint
@@ -103,7 +105,23 @@ def with_dht_nodes(torrent: bytes, nodes: list[Endpoint]) -> bytes:
     return bencode.encode(top)
 
 
+#: Most peers a magnet names (`x.pe`); a few are enough to join the swarm.
+MAX_MAGNET_PEERS = 8
+
+
 def magnet_link(ctx: Context, ref: Reference) -> str:
-    """A magnet naming the content torrent by its v1 infohash; peers come from the DHT."""
+    """A magnet naming the content torrent by its v1 infohash, and up to 8 known seeders.
+
+    The seeders (`x.pe=HOST:PORT`, BEP-9) come from one DHT peer lookup bounded by the
+    lookup timeout: a client whose DHT only knows public routers (qBittorrent) cannot find a
+    private network's seeders by itself. aria2 ignores `x.pe`; libtorrent clients use it.
+    """
     m = resolve(ctx, ref).target.manifest
-    return f"magnet:?xt=urn:btih:{m.content_infohash.hex()}&dn={urllib.parse.quote(m.name)}"
+    link = f"magnet:?xt=urn:btih:{m.content_infohash.hex()}&dn={urllib.parse.quote(m.name)}"
+    try:
+        peers = ctx.network.dht_peers(m.content_infohash, ctx.config.check_timeout)
+    except NetworkError:
+        peers = []  # the magnet still works for clients that reach the same DHT
+    for host, port in sorted(set(peers))[:MAX_MAGNET_PEERS]:
+        link += "&x.pe=" + urllib.parse.quote(format_endpoint(host, port), safe="[]:")
+    return link

@@ -116,3 +116,11 @@ def test_the_library_draws_a_bar_only_on_a_terminal() -> None:
     bar(Event("done", "finished"))
     bar.close()
     assert "download" in terminal.getvalue() and "1.00k" in terminal.getvalue()
+
+
+@pytest.mark.usefixtures("published")
+def test_a_magnet_names_the_seeders_a_lookup_found(consumer: Client, swarm: object) -> None:
+    link = consumer.magnet(REF)
+    assert link.startswith("magnet:?xt=urn:btih:") and "&x.pe=127.0.0.1:7000" in link
+    swarm.dht_offline = True  # type: ignore[attr-defined]
+    assert "x.pe" not in consumer.magnet(REF.at("v1"))  # resolved from here, no peers found
