@@ -3,9 +3,9 @@
 Parse, call the Python API, render; no protocol logic lives in the command line. Commands
 live in one module per group, each exporting `COMMANDS`: `keys` (key new|list|show),
 `publishing` (publish), `consuming` (resolve, history, pull, verify, export, seed),
-`caching` (list, rm, prune) and `lab` (testnet, demo). A new group (daemon, follow,
-catalogue) is one module and one entry in `GROUPS`. Nothing heavy is imported until a
-command runs, so `hubless --help` stays fast.
+`caching` (list, rm, prune, import), `catalogue` (follow, unfollow, following, models,
+search) and `lab` (testnet, demo). A new group is one module and one entry in `GROUPS`.
+Nothing heavy is imported until a command runs, so `hubless --help` stays fast.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
-from . import caching, consuming, keys, lab, publishing
+from . import caching, catalogue, consuming, keys, lab, publishing
 from .app import App, Command, Group, global_options
 
-GROUPS = (keys, publishing, consuming, caching, lab)
+GROUPS = (keys, publishing, consuming, caching, catalogue, lab)
 
 EPILOG = """\b
 Global options may come before or after the command:

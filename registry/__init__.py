@@ -23,13 +23,28 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .core.keys import PublicKey
     from .core.refs import Reference
+    from .services.catalogue import Catalogue, SearchHit
     from .services.client import Client
     from .services.events import Listener
+    from .services.follow import Following, FollowResult
     from .services.publish import PublishResult
     from .services.resolve import Resolution
 
-__all__ = ["Client", "history", "publish", "pull", "resolve", "seed"]
+__all__ = [
+    "Client",
+    "follow",
+    "following",
+    "history",
+    "models",
+    "publish",
+    "pull",
+    "resolve",
+    "search",
+    "seed",
+    "unfollow",
+]
 
 # A library logs; the program decides where logs go (the CLI shows them with --debug).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -118,3 +133,28 @@ def pull(
 def seed(stop: threading.Event | None = None) -> None:
     """Serve every model this machine holds until `stop` is set."""
     _client().seed(stop)
+
+
+def follow(target: str | Reference | PublicKey) -> FollowResult:
+    """Follow `KEY` (every model in its index, also models published later) or `KEY/NAME`."""
+    return _client().follow(target)
+
+
+def unfollow(target: str | Reference | PublicKey) -> bool:
+    """Stop following `KEY` or `KEY/NAME`; False if it was not followed."""
+    return _client().unfollow(target)
+
+
+def following() -> Following:
+    """What this home follows; models that left their publisher's index are flagged once."""
+    return _client().following()
+
+
+def models(publisher: str | PublicKey) -> Catalogue:
+    """A publisher's catalogue: each model in its index with its latest verified version."""
+    return _client().models(publisher)
+
+
+def search(text: str) -> list[SearchHit]:
+    """Models this home knows (followed, pulled) matching every word of `text`."""
+    return _client().search(text)

@@ -10,6 +10,8 @@ in flight, datagrams over 2048 bytes dropped, `max_contacts` nodes taken per rep
 `max_candidates` kept per traversal. Replies are parsed by `hubless.core.krpc` (typed errors,
 logged and ignored here) and must come from the address their transaction id was sent to.
 Every query carries BEP-43's read-only flag. IPv4 only. Not thread-safe: one caller at a time.
+
+Past ~400 lines because the traversal, the put and their bounds share one socket's state.
 """
 
 from __future__ import annotations

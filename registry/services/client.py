@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..core.errors import KeyStoreError, UsageError
-from ..core.keys import SigningKey
+from ..core.keys import PublicKey, SigningKey
 from ..core.refs import Reference, check_name, check_version, parse_reference
 from ..net.contract import ContentTorrent, Network, Torrents
 from ..store.cache import Cache
@@ -28,7 +29,10 @@ from ..store.keystore import DEFAULT_KEY, KeyStore
 from ..store.state import State
 from . import adopt as adopt_service
 from . import cached as cached_service
+from . import catalogue as catalogue_service
 from . import export as export_service
+from . import follow as follow_service
+from . import poll as poll_service
 from . import publish as publish_service
 from . import pull as pull_service
 from . import resolve as resolve_service
@@ -39,6 +43,9 @@ from .events import Listener, ignore
 if TYPE_CHECKING:
     from .adopt import Imported
     from .cached import Listing, Removal
+    from .catalogue import Catalogue, SearchHit
+    from .follow import Following, FollowResult
+    from .poll import NewVersion, PollPolicy
     from .publish import PublishResult
     from .pull import PullResult
     from .resolve import Resolution
@@ -261,6 +268,44 @@ class Client:
     def seed(self, stop: threading.Event | None = None, *, key: SigningKey | None = None) -> None:
         """Serve everything this machine holds until `stop` is set (forever by default)."""
         seed_service.run(self.ctx, key=key, stop=stop or threading.Event())
+
+    # --- following publishers, catalogues, search ---------------------------------------------
+
+    def follow(self, target: str | Reference | PublicKey) -> FollowResult:
+        """Follow `KEY` (every model in its index, now and later) or `KEY/NAME` (one model)."""
+        return follow_service.follow(self.ctx, _target(target))
+
+    def unfollow(self, target: str | Reference | PublicKey) -> bool:
+        """Stop following `KEY` (every follow of it) or `KEY/NAME`; False if not followed."""
+        return follow_service.unfollow(self.ctx, _target(target))
+
+    def following(self, *, acknowledge: bool = True) -> Following:
+        """What this home follows; models that left their publisher's index are flagged
+        (`removed_at`) and, with `acknowledge`, dropped once listed here."""
+        return follow_service.following(self.ctx, acknowledge=acknowledge)
+
+    def models(self, publisher: str | PublicKey) -> Catalogue:
+        """A publisher's catalogue: every model in its index, resolved (spec §4.5, §8.1)."""
+        key = publisher if isinstance(publisher, PublicKey) else PublicKey.parse(publisher)
+        return catalogue_service.catalogue(self.ctx, key)
+
+    def search(self, text: str) -> list[SearchHit]:
+        """Models this home knows whose name, tags or description hold every word of `text`."""
+        return catalogue_service.search(self.ctx, text)
+
+    def poll_follows(
+        self, now: float | None = None, *, policy: PollPolicy | None = None
+    ) -> list[NewVersion]:
+        """One poll round over what is due: the revisions the follower does not hold yet."""
+        return poll_service.poll_follows(
+            self.ctx,
+            time.time() if now is None else now,
+            policy=policy or poll_service.DEFAULT_POLICY,
+        )
+
+
+def _target(target: str | Reference | PublicKey) -> Reference | PublicKey:
+    return follow_service.parse_target(target) if isinstance(target, str) else target
 
 
 def _ref(ref: str | Reference, version: str | None = None) -> Reference:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import OfflineError, UsageError
-from ..core.manifest import FileEntry, Manifest
+from ..core.manifest import FileEntry, Manifest, VerifiedManifest
 from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
 from ..net.contract import Progress
@@ -183,10 +183,71 @@ def _pull(
         )
     if resolution.yanked is not None:
         ctx.emit(Event("resolve", f"warning: this version is yanked: {resolution.yanked}"))
-    manifest = resolution.target.manifest
+    fetched = fetch_release(
+        ctx,
+        resolution.target,
+        include=selection.include,
+        exclude=selection.exclude,
+        to=to,
+        offline=offline,
+    )
+    return PullResult(
+        fetched.path,
+        resolution,
+        len(fetched.files),
+        len(fetched.needed),
+        len(fetched.files) - len(fetched.needed),
+        fetched.downloaded_bytes,
+        sum(f.size for f in fetched.needed),
+    )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Where a verified release landed, which files it has and which were downloaded."""
+
+    path: Path
+    files: tuple[FileEntry, ...]
+    needed: tuple[FileEntry, ...]
+    downloaded_bytes: int
+
+
+def fetch_release(
+    ctx: Context,
+    target: VerifiedManifest,
+    *,
+    include: Patterns = None,
+    exclude: Patterns = None,
+    to: Path | None = None,
+    offline: bool = False,
+) -> Fetched:
+    """Fetch the files of a verified manifest not in the cache, verify each, build the folder.
+
+    The snapshot of a complete selection is seeded. `target` must have passed every rule of
+    spec §8.1 (a `Resolution`'s target, a follower's new version). One process or thread
+    downloads a content torrent at a time; the others wait (up to the transfer timeout) and
+    take what it left in the cache. Raises `UsageError` when no file matches the selection,
+    `IntegrityError` for a file whose bytes differ from the manifest, `OfflineError` when
+    files are missing and the network may not be used, `NetTimeoutError` when another
+    download of it did not end in time, `StoreError` and the network's errors.
+    """
+    manifest = target.manifest
+    locks = ctx.cache.locks
+    wait = ctx.config.transfer_timeout
+    with (  # shared: a pull holds them already; a follower's fetch takes them here
+        locks.hold(GC_LOCK, shared=True, timeout=wait, what="the cache (a prune or rm runs)"),
+        locks.hold(model_lock(manifest), shared=True, timeout=wait, what=f"{manifest.name}"),
+    ):
+        return _fetch(ctx, target, Selection.of(include, exclude), to, offline)
+
+
+def _fetch(
+    ctx: Context, target: VerifiedManifest, selection: Selection, to: Path | None, offline: bool
+) -> Fetched:
+    manifest = target.manifest
     files = selection.files(manifest)
     cache = ctx.cache
-    needed = [f for f in files if not cache.has_blob(f)]
+    needed = tuple(f for f in files if not cache.has_blob(f))
     downloaded = 0
     if needed:
         if offline or ctx.config.offline:
@@ -203,10 +264,10 @@ def _pull(
             ),
             what=f"the download of {manifest.name} {manifest.version}",
         ):
-            needed = [f for f in files if not cache.has_blob(f)]  # what the other left to do
-            downloaded = _download(ctx, manifest, needed) if needed else 0
+            needed = tuple(f for f in files if not cache.has_blob(f))  # what the other left
+            downloaded = _download(ctx, manifest, list(needed)) if needed else 0
     complete = len(files) == len(manifest.files)
-    data = resolution.target.data
+    data = target.data
     if complete:
         path = cache.snapshot(manifest.publisher, manifest.name, manifest.seq, files, data)
         ih = manifest.content_infohash
@@ -230,11 +291,8 @@ def _pull(
         )
     if to is not None:
         path = materialise(cache, files, to.resolve(), data, link=False, partial=not complete)
-    fetched = sum(f.size for f in needed)
     ctx.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
-    return PullResult(
-        path, resolution, len(files), len(needed), len(files) - len(needed), downloaded, fetched
-    )
+    return Fetched(path, files, needed, downloaded)
 
 
 def check_target(to: Path) -> None:

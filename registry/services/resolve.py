@@ -240,8 +240,7 @@ def fetch_manifest(
 
     Nothing is verified here beyond the torrent's shape: the caller hands the bytes to
     `ModelTrust`, and seeds the manifest (`seed_manifest`) only once every rule passed.
-    Raises `MalformedError`/`OversizedError` for a torrent that is not one small file,
-    `StoreError` when the finished download's file cannot be read, and the network's errors.
+    Raises what `fetch_blob` raises.
     """
     cached = ctx.cache.manifest_path(expected_hash)
     if cached.exists():
@@ -264,10 +263,31 @@ def fetch_manifest(
 
 def _download_manifest(ctx: Context, infohash: bytes) -> bytes:
     ctx.emit(Event("fetch-manifest", f"fetching manifest {infohash.hex()[:16]}…"))
+    return fetch_blob(ctx, infohash, MAX_MANIFEST_SIZE, "manifest torrent")
+
+
+def fetch_blob(ctx: Context, infohash: bytes, max_size: int, what: str) -> bytes:
+    """The one file of a small single-file torrent (a manifest, an index list), by infohash.
+
+    Unverified bytes of at most `max_size`: the caller checks them against the hash it
+    trusts. Raises `MalformedError`/`OversizedError` for a torrent that is not one file of
+    at most `max_size` bytes, `StoreError` when the finished download's file cannot be
+    read, and the network's errors. Fetches of one infohash take turns (a file lock): each
+    downloads into and removes the same `partial/<infohash>` folder.
+    """
+    with ctx.cache.locks.hold(
+        f"fetch-{infohash.hex()}",
+        timeout=ctx.config.transfer_timeout,
+        what=f"the fetch of {what} {infohash.hex()}",
+    ):
+        return _fetch_blob(ctx, infohash, max_size, what)
+
+
+def _fetch_blob(ctx: Context, infohash: bytes, max_size: int, what: str) -> bytes:
     net = ctx.network
     torrent = net.fetch_metadata(infohash, ctx.config.dht_timeout)
     meta = parse_metainfo(torrent)
-    check_blob_metainfo(meta, MAX_MANIFEST_SIZE, f"manifest torrent {infohash.hex()}")
+    check_blob_metainfo(meta, max_size, f"{what} {infohash.hex()}")
     folder = ctx.cache.partial_dir(infohash)
     ctx.stop_seeding(infohash)  # a seeded copy whose file went missing: fetch it afresh
     net.download(torrent, folder)
@@ -280,7 +300,7 @@ def _download_manifest(ctx: Context, infohash: bytes) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise StoreError(
-            f"the download of manifest torrent {infohash.hex()} finished but its file "
+            f"the download of {what} {infohash.hex()} finished but its file "
             f"{path} cannot be read: {exc.strerror}",
             hint="another process using this home may have removed it; try again",
         ) from exc

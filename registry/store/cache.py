@@ -163,9 +163,12 @@ class Cache:
             atomic_write(path, data)
         return path
 
+    def index_list_path(self, digest: bytes) -> Path:
+        return self.root / "manifests" / (digest.hex() + INDEX_LIST_SUFFIX)
+
     def save_index_list(self, digest: bytes, data: bytes) -> Path:
         """A publisher index list, named by its SHA-256 like manifests, for seeding."""
-        path = self.root / "manifests" / (digest.hex() + INDEX_LIST_SUFFIX)
+        path = self.index_list_path(digest)
         if not path.exists():
             atomic_write(path, data)
         return path

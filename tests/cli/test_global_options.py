@@ -35,6 +35,11 @@ INVOCATIONS: dict[tuple[str, ...], tuple[tuple[str, ...], int]] = {
     ("rm",): ((BAD_REF,), 2),
     ("prune",): (("--dry-run",), 0),
     ("import",): (("{folder}", BAD_REF), 2),
+    ("follow",): ((BAD_REF,), 2),
+    ("unfollow",): ((BAD_REF,), 2),
+    ("following",): ((), 0),
+    ("models",): ((BAD_REF,), 2),
+    ("search",): (("anything",), 0),
     ("testnet",): (("--nodes", "1"), 0),
     ("demo",): ((), 0),
 }
