@@ -119,6 +119,12 @@ class NotFoundError(NetworkError):
     )
 
 
+class OfflineError(NetworkError):
+    """The answer needs the network and this run may not use it (`--offline`)."""
+
+    hint = "pull it once with the network (drop --offline / HUBLESS_OFFLINE)"
+
+
 class NoPeersError(NetworkError):
     """Content is known but nobody is seeding it right now."""
 

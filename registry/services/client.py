@@ -20,13 +20,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..core.errors import KeyStoreError
+from ..core.errors import KeyStoreError, UsageError
 from ..core.keys import PublicKey, SigningKey
 from ..core.refs import Reference, check_name, check_version, parse_reference
 from ..net.contract import ContentTorrent, Network, Torrents
 from ..store.cache import Cache
 from ..store.keystore import DEFAULT_KEY, KeyStore
 from ..store.state import State
+from . import adopt as adopt_service
+from . import cached as cached_service
 from . import catalogue as catalogue_service
 from . import export as export_service
 from . import follow as follow_service
@@ -41,12 +43,15 @@ from .events import Listener, ignore
 from .status import DaemonStatus, home_status
 
 if TYPE_CHECKING:
+    from .adopt import Imported
+    from .cached import Listing, Removal
     from .catalogue import Catalogue, SearchHit
     from .follow import Following, FollowResult
     from .poll import NewVersion, PollPolicy
     from .publish import PublishResult
     from .pull import PullResult
     from .resolve import Resolution
+    from .verify import VerifyReport
 
 
 def _libtorrent_torrents() -> Torrents:
@@ -108,13 +113,11 @@ class Client:
         )
         self._prompt = passphrase_prompt
 
-    def _open_network(self) -> Network:
+    def _open_network(self, join_timeout: float) -> Network:
         from ..net.session import open_session
 
         return open_session(
-            self.config.profile(),
-            self.config.data_dir / "session",
-            dht_timeout=self.config.dht_timeout,
+            self.config.profile(), self.config.data_dir / "session", dht_timeout=join_timeout
         )
 
     # --- what the context holds, for programs and tests ---------------------------------------
@@ -203,18 +206,58 @@ class Client:
         self,
         ref: str | Reference,
         to: str | Path | None = None,
-        include: tuple[str, ...] = (),
+        include: str | Sequence[str] | None = None,
         *,
+        exclude: str | Sequence[str] | None = None,
+        version: str | None = None,
+        offline: bool = False,
         allow_yanked: bool = False,
+        hf_cache: bool | None = None,
+        progress: Listener | None = None,
     ) -> PullResult:
-        """Download a version (only files not cached), verify it, return where it is."""
-        return pull_service.pull(
-            self.ctx,
-            _ref(ref),
-            to=Path(to) if to is not None else None,
-            include=include,
-            allow_yanked=allow_yanked,
-        )
+        """Download a version (only files not cached), verify it, return where it is.
+
+        `include`/`exclude`: a glob or a list of globs on file paths (as `snapshot_download`'s
+        `allow_patterns`/`ignore_patterns`); `version`: a version label, as `@VERSION` in
+        the reference (`UsageError` when both name different versions); `offline`: only
+        what is cached (like `local_files_only`; `OfflineError` otherwise). `hf_cache` also
+        links it into the Hugging Face cache (default: the configuration's `hf_cache`,
+        HUBLESS_HF_CACHE), so `from_pretrained("KEY/NAME")` finds it offline. `progress`
+        receives this call's `Event`s (steps, and download and verify progress in bytes).
+        """
+        with self.ctx.listening(progress):
+            return pull_service.pull(
+                self.ctx,
+                _ref(ref, version),
+                to=Path(to) if to is not None else None,
+                include=include,
+                exclude=exclude,
+                allow_yanked=allow_yanked,
+                offline=offline,
+                hf_cache=hf_cache,
+            )
+
+    def verify_remote(
+        self, folder: str | Path, ref: str | Reference
+    ) -> tuple[VerifyReport, Resolution]:
+        """Check a folder another client downloaded against `ref`'s signed manifest."""
+        return adopt_service.verify_remote(self.ctx, Path(folder), _ref(ref))
+
+    def import_folder(self, folder: str | Path, ref: str | Reference) -> Imported:
+        """Adopt a verified folder into the cache as `ref`'s version, to be seeded."""
+        return adopt_service.import_folder(self.ctx, Path(folder), _ref(ref))
+
+    def list_cache(self) -> Listing:
+        """Models and versions in the cache, sizes counting shared files once (no network)."""
+        return cached_service.list_cache(self.ctx)
+
+    def remove(self, ref: str | Reference) -> Removal:
+        """Remove `KEY/NAME[@VERSION]` from the cache and free what nothing else uses."""
+        return cached_service.remove(self.ctx, _ref(ref))
+
+    def prune(self, *, dry_run: bool = False) -> Removal:
+        """Free unused blobs, abandoned downloads and leftovers (`dry_run`: only list them)."""
+        return cached_service.prune(self.ctx, dry_run=dry_run)
 
     def export_torrent(self, ref: str | Reference, path: str | Path) -> dict[str, Any]:
         """Write `ref`'s verified content .torrent to `path` for another BitTorrent client."""
@@ -282,5 +325,11 @@ def _target(target: str | Reference | PublicKey) -> Reference | PublicKey:
     return follow_service.parse_target(target) if isinstance(target, str) else target
 
 
-def _ref(ref: str | Reference) -> Reference:
-    return ref if isinstance(ref, Reference) else parse_reference(ref)
+def _ref(ref: str | Reference, version: str | None = None) -> Reference:
+    parsed = ref if isinstance(ref, Reference) else parse_reference(ref)
+    if version is None:
+        return parsed
+    check_version(version)
+    if parsed.version is not None and parsed.version != version:
+        raise UsageError(f"{ref} names version {parsed.version}, and version= names {version}")
+    return parsed.at(version)

@@ -128,7 +128,7 @@ class Daemon:
             cache=shared.cache,
             keys=shared.keys,
             torrents=shared.torrents,
-            network_factory=lambda: shared.network,
+            network_factory=lambda timeout: shared.network,
             on_event=self._on_event,
             serve=True,
         )
@@ -270,7 +270,7 @@ class Daemon:
                     self._emit(f"not serving {_what(entry)}: {entry.save_path} is gone")
                 continue
             try:
-                self.ctx.seed_torrent(entry, remember=False)
+                self.ctx.seed_torrent(entry, remember=False, start=True)
             except HublessError as exc:
                 self._emit(f"cannot serve {_what(entry)}: {exc.message}")
                 continue

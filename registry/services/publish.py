@@ -39,6 +39,7 @@ from ..core.record import Record, encode_record
 from ..core.refs import Reference, check_name, check_version
 from ..core.trust import choose_record
 from ..net.contract import ContentTorrent
+from ..store.locks import GC
 from ..store.state import KnownModel, SeedEntry
 from .context import Context
 from .events import Event
@@ -196,8 +197,8 @@ def publish(
     c_seed = SeedEntry(
         content.infohash_v1, "content", key.public, name, manifest.seq, content.torrent_bytes, seeds
     )
-    ctx.seed_torrent(m_seed)
-    ctx.seed_torrent(c_seed, remember=False)
+    ctx.seed_torrent(m_seed, start=True)
+    ctx.seed_torrent(c_seed, remember=False, start=True)
     # Remember before the put: a crash after the put must never reuse this seq (spec §8.2).
     ctx.state.remember(
         KnownModel(key.public, name, manifest.seq, version, digest, manifest_ih, signed)
@@ -234,7 +235,8 @@ class _Previous:
 def _previous(ctx: Context, ref: Reference) -> _Previous | None:
     """The newest verified revision of this model, from the DHT if it knows a newer one."""
     try:
-        resolution = resolve(ctx, ref)
+        # The full lookup timeout: building on a stale revision risks publishing a seq twice.
+        resolution = resolve(ctx, ref, patience=ctx.config.dht_timeout)
         return _Previous(resolution.latest, resolution.latest_infohash, not resolution.stale)
     except (NotFoundError, RollbackError):
         # RollbackError: the DHT holds an older record than this machine signed (the put
@@ -280,9 +282,11 @@ def _keep(
     Copies, not links: the author may edit the folder in place later (see Cache.add_blob).
     """
     ctx.emit(Event("cache", f"keeping a copy of {len(files)} files in the cache"))
-    for entry in files:
-        ctx.cache.add_blob(folder / entry.path, entry)
-    snapshot = ctx.cache.snapshot(c_seed.publisher, c_seed.name, c_seed.seq, files, signed)
+    wait = ctx.config.transfer_timeout
+    with ctx.cache.locks.hold(GC, shared=True, timeout=wait, what="the cache (a prune runs)"):
+        for entry in files:
+            ctx.cache.add_blob(folder / entry.path, entry)
+        snapshot = ctx.cache.snapshot(c_seed.publisher, c_seed.name, c_seed.seq, files, signed)
     ctx.cache.seed_dir(c_seed.infohash, c_seed.name, snapshot)  # same bytes, now ours
     ctx.state.add_seed(c_seed)
 
@@ -328,7 +332,8 @@ def put_index(ctx: Context, key: SigningKey, name: str | None = None) -> int:
         path = ctx.cache.save_index_list(digest, data)
         torrent, ih = ctx.torrents.blob_torrent(path.name, data)
         ctx.seed_torrent(
-            SeedEntry(ih, "manifest", key.public, "hubless-index", seq, torrent, path.parent)
+            SeedEntry(ih, "manifest", key.public, "hubless-index", seq, torrent, path.parent),
+            start=True,
         )
         index = IndexRecord(seq, now, list_infohash=ih, list_hash=digest)
     ctx.emit(Event("index", f"updating the publisher index ({len(names)} models)"))

@@ -5,9 +5,12 @@
     CACHE/models/<key>/<name>/snapshots/<seq>/ hard links to blobs (copies across filesystems)
     CACHE/manifests/<hash>.hubless-manifest    signed manifests, seeded as manifest torrents
     CACHE/partial/<infohash>/                  downloads in progress (resume from here)
+    CACHE/locks/<name>.lock                    file locks: who downloads or builds what now
 
 A file enters `blobs/` only after its SHA-256 matched, and a snapshot appears under its
 final name only by one rename of a complete folder: a half-finished pull never looks done.
+Processes and threads sharing the cache take turns through `locks` (`hubless.store.locks`):
+one builds a snapshot, the others wait and then find it there.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -26,6 +30,7 @@ from ..core.errors import IntegrityError, StoreError
 from ..core.keys import PublicKey
 from ..core.manifest import FileEntry
 from ..files import atomic_write, fsync_dir
+from .locks import Locks
 
 CACHEDIR_TAG = (
     b"Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -51,6 +56,7 @@ class Cache:
         self.blobs = root / "blobs"
         for folder in (self.blobs, root / "models", root / "manifests", root / "partial"):
             folder.mkdir(parents=True, exist_ok=True)
+        self.locks = Locks(root / "locks")
         tag = root / "CACHEDIR.TAG"
         if not tag.exists():
             atomic_write(tag, CACHEDIR_TAG)
@@ -109,13 +115,31 @@ class Cache:
         return self.model_dir(publisher, name) / "snapshots" / str(seq)
 
     def snapshot(
-        self, publisher: PublicKey, name: str, seq: int, files: Iterable[FileEntry], manifest: bytes
+        self,
+        publisher: PublicKey,
+        name: str,
+        seq: int,
+        files: Iterable[FileEntry],
+        manifest: bytes,
+        *,
+        tag: str | None = None,
+        partial: bool = False,
     ) -> Path:
-        """The complete snapshot folder of one version, built from blobs if not there yet."""
+        """The snapshot folder of one version, built from blobs if not there yet.
+
+        `tag` names a partial selection (`<seq>~<tag>`), else the folder holds every file.
+        Several processes asking at once build it once: the others wait, then find it.
+        """
         final = self.snapshot_dir(publisher, name, seq)
+        if tag is not None:
+            final = final.with_name(f"{final.name}~{tag}")
         if final.is_dir():
             return final
-        return materialise(self, files, final, manifest)
+        lock = "snapshot-" + hashlib.sha256(str(final).encode()).hexdigest()[:32]
+        with self.locks.hold(lock, what=f"the snapshot {final}"):
+            if final.is_dir():
+                return final
+            return materialise(self, files, final, manifest, partial=partial)
 
     def seed_dir(self, infohash: bytes, torrent_name: str, snapshot: Path) -> Path:
         """A folder holding `torrent_name` → `snapshot`, laid out as the torrent expects."""
@@ -166,14 +190,23 @@ class Cache:
 
 
 def materialise(
-    cache: Cache, files: Iterable[FileEntry], final: Path, manifest: bytes, *, link: bool = True
+    cache: Cache,
+    files: Iterable[FileEntry],
+    final: Path,
+    manifest: bytes,
+    *,
+    link: bool = True,
+    partial: bool = False,
 ) -> Path:
     """Build a folder of `files` from blobs next to `final`, then rename it into place.
 
     `final` must not exist, or be an empty folder. A crash leaves only a hidden temp folder.
     `link` hard-links the read-only blobs (cache snapshots); folders a user owns get copies.
-    The signed manifest goes to `.hubless/manifest` so `hubless verify` can check the folder.
+    The signed manifest goes to `.hubless/manifest` so `hubless verify` can check the folder;
+    a `partial` selection also writes `.hubless/selection` (`write_selection`), so that
+    verify checks exactly the files that were asked for.
     """
+    files = list(files)
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise StoreError(f"{final} already exists and is not empty")
@@ -193,6 +226,8 @@ def materialise(
                 copy_file(blob, target)
         (tmp / METADATA_DIR).mkdir(parents=True, exist_ok=True)
         (tmp / METADATA_DIR / "manifest").write_bytes(manifest)
+        if partial:
+            write_selection(tmp, [f.path for f in files])
         with contextlib.suppress(FileNotFoundError):
             final.rmdir()  # an empty folder the user named with --to
         os.replace(tmp, final)
@@ -201,6 +236,42 @@ def materialise(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+SELECTION = "selection"
+#: Largest `.hubless/selection` read, in bytes (a manifest lists at most this much too).
+MAX_SELECTION_SIZE = 32 * 1024 * 1024
+
+
+def write_selection(folder: Path, paths: list[str]) -> None:
+    """Record in `folder/.hubless/selection` which of the manifest's files a pull chose.
+
+    JSON `{"files": [path, ...]}`, sorted. It is not signed: it says what was asked for, so
+    that a check of the folder does not report the rest as missing (spec §8.6).
+    """
+    data = json.dumps({"files": sorted(paths)}, indent=1).encode() + b"\n"
+    (folder / METADATA_DIR / SELECTION).write_bytes(data)
+
+
+def read_selection(folder: Path) -> frozenset[str] | None:
+    """The paths `folder/.hubless/selection` names, None without one; `StoreError` if it
+    is not what `write_selection` writes."""
+    path = folder / METADATA_DIR / SELECTION
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SELECTION_SIZE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        doc = json.loads(data) if len(data) <= MAX_SELECTION_SIZE else None
+    except ValueError:
+        doc = None
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(files, list) or not all(isinstance(p, str) for p in files):
+        raise StoreError(f"{path} is not a selection hubless wrote", hint="remove it to check all")
+    return frozenset(files)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

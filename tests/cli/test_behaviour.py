@@ -240,3 +240,38 @@ def test_then_the_most_specific_class_or_table_hint() -> None:
     assert "--bootstrap" in classify(errors.NetTimeoutError("x"))[1]
     assert classify(errors.InvalidReferenceError("x")) == (2, "")
     assert classify(errors.KeyStoreError("x")) == (1, "list the keys here with: hubless key list")
+
+
+# --- the cache commands and partial pulls -------------------------------------------------------
+
+
+def test_exclude_then_verify_says_it_checked_the_selection(
+    hubless: Hubless, swarm: Swarm, published: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    done = hubless(
+        "pull", published, "--exclude", "*.json", "--to", out, app=App(network=swarm.node())
+    )
+    assert done.code == 0, done.stderr
+    assert not (out / "config.json").exists()
+    checked = hubless("verify", out)
+    assert checked.code == 0, checked.stderr
+    assert "OK, 1 of 1 files intact (a partial pull: the 1 selected of 2 files" in checked.stdout
+
+
+def test_list_rm_and_prune_on_the_command_line(
+    hubless: Hubless, swarm: Swarm, published: str
+) -> None:
+    assert hubless("pull", f"{published}@v1", app=App(network=swarm.node())).code == 0
+    assert hubless("pull", published, app=App(network=swarm.node())).code == 0
+    listed = hubless("list", "-q")
+    assert listed.stdout.split() == [f"{published}@v1", f"{published}@v2"]
+    as_json = json.loads(hubless("list", "--json").stdout)
+    assert [v["version"] for v in as_json["models"][0]["versions"]] == ["v1", "v2"]
+    removed = hubless("rm", f"{published}@v1", "--json")
+    assert removed.code == 0, removed.stderr
+    assert json.loads(removed.stdout)["freed"] == len(b'{"layers": 2}\n')
+    assert hubless("list", "-q").stdout.split() == [f"{published}@v2"]
+    assert hubless("rm", f"{published}@v1").code == 2  # not in the cache: a usage error
+    dry = hubless("prune", "--dry-run")
+    assert dry.code == 0 and "would free 0 B" in dry.stdout

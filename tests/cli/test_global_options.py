@@ -32,6 +32,10 @@ INVOCATIONS: dict[tuple[str, ...], tuple[tuple[str, ...], int]] = {
     ("status",): ((), 0),
     ("verify",): (("{folder}",), 2),
     ("export",): ((BAD_REF, "--magnet"), 2),
+    ("list",): ((), 0),
+    ("rm",): ((BAD_REF,), 2),
+    ("prune",): (("--dry-run",), 0),
+    ("import",): (("{folder}", BAD_REF), 2),
     ("follow",): ((BAD_REF,), 2),
     ("unfollow",): ((BAD_REF,), 2),
     ("following",): ((), 0),
@@ -67,6 +71,8 @@ def option_cases(tmp: Path) -> dict[str, tuple[tuple[str, ...], str, Any]]:
         "--bootstrap": (("--bootstrap", "127.0.0.1:9"), "bootstrap", ("127.0.0.1:9",)),
         "--listen": (("--listen", "127.0.0.1"), "listen", "127.0.0.1"),
         "--upload-limit": (("--upload-limit", "5"), "upload_limit", 5),
+        "--offline": (("--offline",), "offline", True),
+        "--timeout": (("--timeout", "2.5"), "timeout", 2.5),
     }
 
 
