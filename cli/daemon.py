@@ -154,6 +154,12 @@ def _warn(renderer: Renderer, message: str) -> None:
     help="Run CMD (a shell command) once per new followed version; it gets HUBLESS_REFERENCE, "
     "HUBLESS_VERSION, HUBLESS_SEQ and HUBLESS_PATH in its environment.",
 )
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep only the newest N versions of each followed model (default: all).",
+)
 @pass_app
 def seed(
     app: App,
@@ -161,6 +167,7 @@ def seed(
     republish_interval: float,
     poll_interval: float,
     exec_cmd: str | None,
+    keep: int | None,
 ) -> None:
     """Run this home's daemon until Ctrl-C.
 
@@ -175,7 +182,7 @@ def seed(
 
     client = app.client(serve=True)
     signing = app.signing_key(key_name) if key_name else None
-    mirror = MirrorOptions(policy=PollPolicy(interval=poll_interval), exec_cmd=exec_cmd)
+    mirror = MirrorOptions(policy=PollPolicy(interval=poll_interval), exec_cmd=exec_cmd, keep=keep)
     run_daemon(app, client, signing, republish_interval, mirror)
 
 

@@ -129,6 +129,12 @@ def snapshots(cache: Cache) -> Iterator[CachedVersion]:
             yield from version
 
 
+def model_versions(ctx: Context, ref: Reference) -> list[CachedVersion]:
+    """Every snapshot (complete or partial) of `ref`'s model in the cache."""
+    folder = ctx.cache.model_dir(ref.publisher, ref.name) / "snapshots"
+    return list(_versions(ref.publisher, ref.name, folder))
+
+
 def _versions(publisher: PublicKey, name: str, folder: Path) -> Iterator[CachedVersion]:
     if not folder.is_dir():
         return
@@ -223,8 +229,10 @@ def _tree_size(folder: Path) -> int:
 # --- rm ------------------------------------------------------------------------------------
 
 
-def remove(ctx: Context, ref: Reference) -> Removal:
+def remove(ctx: Context, ref: Reference, *, seqs: frozenset[int] | None = None) -> Removal:
     """Remove `ref`'s snapshots (one version, or all) and free the blobs nothing else uses.
+
+    `seqs` narrows the choice to those revisions (labels can repeat; seqs cannot).
 
     Stops seeding the removed versions (the seeds table forgets them). Raises `UsageError`
     when nothing of `ref` is cached, and `StoreError` while a pull of the model runs.
@@ -233,7 +241,7 @@ def remove(ctx: Context, ref: Reference) -> Removal:
     """
     try:
         with ctx.cache.locks.hold(model_lock(ref), timeout=0):
-            return _remove(ctx, ref)
+            return _remove(ctx, ref, seqs)
     except Busy:
         raise StoreError(
             f"a pull of {ref.name} is running in this home",
@@ -241,12 +249,12 @@ def remove(ctx: Context, ref: Reference) -> Removal:
         ) from None
 
 
-def _remove(ctx: Context, ref: Reference) -> Removal:
-    model = ctx.cache.model_dir(ref.publisher, ref.name) / "snapshots"
+def _remove(ctx: Context, ref: Reference, seqs: frozenset[int] | None) -> Removal:
     chosen = [
         v
-        for v in _versions(ref.publisher, ref.name, model)
-        if ref.version is None or v.manifest.version == ref.version
+        for v in model_versions(ctx, ref)
+        if (ref.version is None or v.manifest.version == ref.version)
+        and (seqs is None or v.manifest.seq in seqs)
     ]
     if not chosen:
         raise UsageError(f"{ref} is not in the cache", hint="see what is: hubless list")
