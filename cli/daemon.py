@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
-from hubless.services.daemon import RECORD_LIFETIME, REPUBLISH_EVERY
+from hubless.services.intervals import POLL_EVERY, RECORD_LIFETIME, REPUBLISH_EVERY
 
 from .app import App, Command, pass_app
 from .render import Renderer, human_size
@@ -142,7 +142,7 @@ def _warn(renderer: Renderer, message: str) -> None:
 @click.option(
     "--poll-interval",
     type=click.FloatRange(min=0, min_open=True),
-    default=600.0,
+    default=POLL_EVERY,
     show_default=True,
     metavar="SECONDS",
     help="How often followed publishers and models are checked for new versions.",

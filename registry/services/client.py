@@ -36,10 +36,10 @@ from . import poll as poll_service
 from . import publish as publish_service
 from . import pull as pull_service
 from . import resolve as resolve_service
-from . import seed as seed_service
 from .context import Context
 from .daemon import Daemon
 from .events import Listener, ignore
+from .intervals import REPUBLISH_EVERY
 from .status import DaemonStatus, home_status
 
 if TYPE_CHECKING:
@@ -276,7 +276,7 @@ class Client:
         stop: threading.Event | None = None,
         *,
         key: SigningKey | None = None,
-        republish_interval: float = seed_service.REPUBLISH_EVERY,
+        republish_interval: float = REPUBLISH_EVERY,
     ) -> None:
         """Run this home's daemon until `stop` is set (forever by default): serve everything
         this home holds and keep its records alive (`hubless.Daemon`; spec §8.5)."""

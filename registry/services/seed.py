@@ -27,8 +27,6 @@ from .events import Event
 from .keepalive import keep_own_put
 from .publish import put_index, record_for
 
-REPUBLISH_EVERY = 30 * 60.0
-
 
 def republish_model(ctx: Context, key: SigningKey, name: str) -> bool:
     """Sign and put the latest record of `key`'s model `name` known here again; True if put.

@@ -140,6 +140,9 @@ def test_help_does_not_load_libtorrent() -> None:
         "import sys\nfrom hubless.cli.main import cli\n"
         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
         "assert 'libtorrent' not in sys.modules, 'libtorrent was imported'\n"
+        "heavy = [m for m in sys.modules if m.startswith(('hubless.services.', 'hubless.store'))"
+        " and m not in ('hubless.services.intervals', 'hubless.services.events')]\n"
+        "assert not heavy, f'--help imported {heavy}'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
 
