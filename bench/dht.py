@@ -33,10 +33,11 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
 
 
 def _session(bootstrap: str, wait: bool = True) -> Session:
-    from hubless.net.profile import NetProfile, loopback_violations, parse_bootstrap
+    from hubless.config import parse_endpoints
+    from hubless.net.profile import NetProfile, loopback_violations
     from hubless.net.session import Session
 
-    session = Session(NetProfile.local(parse_bootstrap(bootstrap)))
+    session = Session(NetProfile.local(parse_endpoints(bootstrap, "bootstrap")))
     problems = loopback_violations(session.get_settings())
     assert not problems, problems
     if wait:

@@ -1,4 +1,7 @@
-"""Everything the command line prints goes through here: data on stdout, progress on stderr."""
+"""Everything the command line prints goes through here: data on stdout, progress on stderr.
+
+No other module of the command line writes to stdout or stderr.
+"""
 
 from __future__ import annotations
 
@@ -109,17 +112,38 @@ class Renderer:
 
     # --- results (stdout) ---------------------------------------------------------------------
 
-    def result(self, data: Any, text: str) -> None:
-        """Print `data` as JSON with --json, else `text`."""
+    def result(self, data: Any, text: str, *, value: str | None = None, note: str = "") -> None:
+        """Print `data` as JSON with --json, else `text`.
+
+        With -q (and no --json), stdout gets only `value`, the command's main value (a
+        path, a key, a reference; one per line), so `P=$(hubless -q pull REF)` is a path;
+        the one-line `note`, if any, goes to stderr. Commands without a main value pass
+        `value=None` and print `text` as usual.
+        """
         self._end_bar()
         if self.as_json:
             self.out.write(json.dumps(data, indent=None, sort_keys=True) + "\n")
+        elif self.quiet and value is not None:
+            if note:
+                self.err.write(note.rstrip("\n") + "\n")
+                self.err.flush()
+            if value:
+                self.out.write(value.rstrip("\n") + "\n")
         elif text:
             self.out.write(text.rstrip("\n") + "\n")
         self.out.flush()
 
-    def error(self, message: str, hint: str) -> None:
+    def notice(self, message: str) -> None:
+        """A line for the user on stderr that is neither progress nor an error."""
         self._end_bar()
+        self.err.write(message + "\n")
+        self.err.flush()
+
+    def error(self, message: str, hint: str, *, detail: str = "") -> None:
+        """One line for the error and one for the hint; `detail` (a traceback) comes first."""
+        self._end_bar()
+        if detail:
+            self.err.write(detail.rstrip("\n") + "\n")
         if self.as_json:
             self.err.write(json.dumps({"error": message, "hint": hint or None}) + "\n")
         else:

@@ -4,7 +4,12 @@ The Python API, for programs that publish or consume models:
 
     import hubless
     path = hubless.pull("KEY/tiny-llama@v1")          # verified snapshot folder
+    path = hubless.pull("KEY/tiny-llama", include="*.json", offline=True)  # cache only
     hubless.publish("./my-model", "my-model", "v2")  # signed with the default key
+
+    with hubless.Client() as client, hubless.Daemon(client) as daemon:
+        ...                                           # this home serves and keeps records alive
+        print(daemon.status())
 
 Module-level functions use one shared `Client` configured from the environment
 (HUBLESS_HOME, HUBLESS_BOOTSTRAP, HUBLESS_PASSPHRASE) on first call; make a `Client`
@@ -20,12 +25,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .core.keys import PublicKey
     from .core.refs import Reference
+    from .services.catalogue import Catalogue, SearchHit
     from .services.client import Client
+    from .services.daemon import Daemon, DaemonStatus
+    from .services.events import Listener
+    from .services.follow import Following, FollowResult
+    from .services.mirror import Delivered, MirrorOptions
     from .services.publish import PublishResult
     from .services.resolve import Resolution
 
-__all__ = ["Client", "history", "publish", "pull", "resolve", "seed"]
+__all__ = [
+    "Client",
+    "Daemon",
+    "DaemonStatus",
+    "Delivered",
+    "MirrorOptions",
+    "follow",
+    "following",
+    "history",
+    "models",
+    "publish",
+    "pull",
+    "resolve",
+    "search",
+    "seed",
+    "unfollow",
+]
 
 # A library logs; the program decides where logs go (the CLI shows them with --debug).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -40,6 +69,14 @@ def __getattr__(name: str) -> Any:
         from .services.client import Client
 
         return Client
+    if name in ("Daemon", "DaemonStatus"):
+        from .services import daemon
+
+        return getattr(daemon, name)
+    if name in ("Delivered", "MirrorOptions"):
+        from .services import mirror
+
+        return getattr(mirror, name)
     raise AttributeError(f"module 'hubless' has no attribute {name!r}")
 
 
@@ -69,11 +106,74 @@ def history(ref: str | Reference) -> Resolution:
     return _client().history(ref)
 
 
-def pull(ref: str | Reference, to: str | Path | None = None, include: tuple[str, ...] = ()) -> Path:
-    """Download and verify a model version; return the folder `from_pretrained` can load."""
-    return _client().pull(ref, to=to, include=include).path
+def pull(
+    ref: str | Reference,
+    to: str | Path | None = None,
+    include: str | Sequence[str] | None = None,
+    *,
+    exclude: str | Sequence[str] | None = None,
+    version: str | None = None,
+    offline: bool = False,
+    hf_cache: bool | None = None,
+    progress: Listener | None = None,
+) -> Path:
+    """Download and verify a model version; return the folder `from_pretrained` can load.
+
+    `include`/`exclude` take a glob or a list of globs (like `snapshot_download`'s
+    `allow_patterns`/`ignore_patterns`); `version` names a version (like `@VERSION`);
+    `offline` answers from the cache only (like `local_files_only`); `hf_cache` links it
+    into the Hugging Face cache. `progress` receives each step and byte count (an `Event`);
+    without it, a bar is drawn when stderr is a terminal, and nothing is printed otherwise.
+    """
+    from .progressbar import TerminalBar, default_progress
+
+    listener = progress if progress is not None else default_progress()
+    try:
+        return (
+            _client()
+            .pull(
+                ref,
+                to=to,
+                include=include,
+                exclude=exclude,
+                version=version,
+                offline=offline,
+                hf_cache=hf_cache,
+                progress=listener,
+            )
+            .path
+        )
+    finally:
+        if isinstance(listener, TerminalBar):
+            listener.close()
 
 
 def seed(stop: threading.Event | None = None) -> None:
-    """Serve every model this machine holds until `stop` is set."""
+    """Run this home's daemon until `stop` is set: serve every model it holds and keep the
+    records it verified alive (one daemon per home: `DaemonRunningError` if one runs)."""
     _client().seed(stop)
+
+
+def follow(target: str | Reference | PublicKey) -> FollowResult:
+    """Follow `KEY` (every model in its index, also models published later) or `KEY/NAME`."""
+    return _client().follow(target)
+
+
+def unfollow(target: str | Reference | PublicKey) -> bool:
+    """Stop following `KEY` or `KEY/NAME`; False if it was not followed."""
+    return _client().unfollow(target)
+
+
+def following() -> Following:
+    """What this home follows; models that left their publisher's index are flagged once."""
+    return _client().following()
+
+
+def models(publisher: str | PublicKey) -> Catalogue:
+    """A publisher's catalogue: each model in its index with its latest verified version."""
+    return _client().models(publisher)
+
+
+def search(text: str) -> list[SearchHit]:
+    """Models this home knows (followed, pulled) matching every word of `text`."""
+    return _client().search(text)

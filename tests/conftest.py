@@ -34,9 +34,10 @@ class RunningTestnet:
     process: subprocess.Popen[str]
 
     def profile(self) -> Any:  # NetProfile; imported lazily so collecting tests stays light
-        from hubless.net.profile import NetProfile, parse_bootstrap
+        from hubless.config import parse_endpoints
+        from hubless.net.profile import NetProfile
 
-        return NetProfile.local(parse_bootstrap(",".join(self.bootstrap)))
+        return NetProfile.local(parse_endpoints(",".join(self.bootstrap), "testnet"))
 
     @property
     def bootstrap_arg(self) -> str:

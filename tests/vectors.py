@@ -24,10 +24,35 @@ from hubless.core.manifest import (
     signing_message,
     verify_manifest,
 )
-from hubless.core.record import Record, encode_record
+from hubless.core.paths import fold
+from hubless.core.record import MAX_CLOCK_SKEW, Record, encode_record
+from hubless.core.refs import parse_reference
+
+from tests.vector_torrents import (
+    content_torrent_case,
+    content_torrent_info,
+    infohash,
+    invalid_torrents,
+    manifest_torrent_info,
+    piece_lengths,
+)
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
-NOW = 1_767_225_600  # 2026-01-01T00:00:00Z: the `now` every vector is checked at
+NOW = 1_767_225_600  # 2026-01-01T00:00:00Z: the `now` of every vector that names no other
+MAX_INT = 2**63 - 1
+NAME = "tiny-llama"
+
+# The files of the two revisions in manifests.json; torrents.json holds their content torrents.
+# The paths show "path order" (§5.6): '-' < '.' < '/' in code point order.
+V1_FILES = {
+    "config.json": b'{"model_type": "tiny"}\n',
+    "empty.txt": b"",
+    "model.safetensors": hashlib.sha256(b"weights v1").digest() * 4,
+    "sub-x/y.txt": b"y\n",
+    "sub.txt": b"sub\n",
+    "sub/z.txt": b"zz\n",
+}
+V2_FILES = {**V1_FILES, "model.safetensors": hashlib.sha256(b"weights v2").digest() * 4}
 
 SEEDS = [bytes(range(32)), hashlib.sha256(b"hubless vector key 1").digest(), b"\x00" * 32]
 ALICE = SigningKey(SEEDS[1])
@@ -51,7 +76,7 @@ def keys() -> list[dict[str, Any]]:
 
 
 def _record_case(
-    description: str, key: SigningKey, name: str, dht_seq: int, r: Record
+    description: str, key: SigningKey, name: str, dht_seq: int, r: Record, now: int
 ) -> dict[str, Any]:
     payload = encode_record(r)
     value = bencode.encode(payload)
@@ -62,6 +87,7 @@ def _record_case(
         "public_key": key.public.raw.hex(),
         "salt": name,
         "dht_seq": dht_seq,
+        "now": now,
         "record": {
             "f": 1,
             "s": r.seq,
@@ -77,44 +103,70 @@ def _record_case(
     }
 
 
-def records() -> list[dict[str, Any]]:
-    typical = Record(1, "v1", sha("manifest torrent")[:20], sha("manifest bytes"), NOW - 60)
-    largest = Record(2**63 - 1, "9" * 64, b"\xff" * 32, b"\xff" * 32, 2**63 - 1)
+def records(first: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record that names the first manifest of manifests.json, and the largest record."""
+    typical = Record(
+        first["manifest"]["seq"],
+        first["manifest"]["version"],
+        bytes.fromhex(first["manifest_infohash"]),
+        bytes.fromhex(first["manifest_hash"]),
+        first["manifest"]["created"],
+    )
+    largest = Record(MAX_INT, "9" * 64, b"\xff" * 32, b"\xff" * 32, MAX_INT)
     return [
-        _record_case("typical record, first version", ALICE, "tiny-llama", 1, typical),
-        _record_case("largest possible record, longest name", ALICE, "m" * 64, 7, largest),
+        _record_case(
+            "typical record: names the first manifest of manifests.json",
+            ALICE,
+            NAME,
+            1,
+            typical,
+            NOW,
+        ),
+        _record_case(
+            "largest possible record, longest name; `now` is the earliest at which its t "
+            "(2^63-1) is not in the future",
+            ALICE,
+            "m" * 64,
+            7,
+            largest,
+            MAX_INT - MAX_CLOCK_SKEW,
+        ),
     ]
 
 
-def manifests() -> tuple[list[dict[str, Any]], list[bytes]]:
-    files = (
-        FileEntry("config.json", 64, sha("config")),
-        FileEntry("model.safetensors", 1 << 20, sha("weights")),
-        FileEntry("tokenizer/vocab.txt", 5, sha("vocab")),
+def _files(contents: dict[str, bytes]) -> tuple[FileEntry, ...]:
+    return tuple(
+        FileEntry(path, len(data), hashlib.sha256(data).digest())
+        for path, data in sorted(contents.items())
     )
+
+
+def manifests() -> tuple[list[dict[str, Any]], list[bytes]]:
+    """Two revisions chained by history and `prev`; the second's history row names the
+    first's real manifest torrent (§5.6), and each `content` is its real content torrent."""
     first = Manifest(
         ALICE.public,
-        "tiny-llama",
+        NAME,
         "v1",
         1,
         NOW - 3600,
-        sha("content v1")[:20],
-        files,
+        infohash(content_torrent_info(NAME, V1_FILES)),
+        _files(V1_FILES),
         description="a generated test model",
         license="apache-2.0",
         tags=("test",),
     )
     first_signed = sign_manifest(first, ALICE)
-    first_verified = verify_manifest(first_signed, ALICE.public, "tiny-llama", now=NOW)
+    first_verified = verify_manifest(first_signed, ALICE.public, NAME, now=NOW)
     second = Manifest(
         ALICE.public,
-        "tiny-llama",
+        NAME,
         "v2",
         2,
         NOW - 60,
-        sha("content v2")[:20],
-        (files[0], FileEntry("model.safetensors", 1 << 20, sha("weights v2")), files[2]),
-        history=next_history(first_verified, sha("manifest torrent v1")[:20]),
+        infohash(content_torrent_info(NAME, V2_FILES)),
+        _files(V2_FILES),
+        history=next_history(first_verified, infohash(manifest_torrent_info(first_signed))),
         prev=first_verified.hash,
     )
     cases = []
@@ -126,6 +178,7 @@ def manifests() -> tuple[list[dict[str, Any]], list[bytes]]:
         body = encode_body(m)
         signed = sign_manifest(m, ALICE)
         signed_all.append(signed)
+        info = manifest_torrent_info(signed)
         cases.append(
             {
                 "description": description,
@@ -139,6 +192,9 @@ def manifests() -> tuple[list[dict[str, Any]], list[bytes]]:
                 ].hex(),
                 "signed": signed.hex(),
                 "manifest_hash": hashlib.sha256(signed).hexdigest(),
+                "manifest_torrent_name": hashlib.sha256(signed).hexdigest() + ".hubless-manifest",
+                "manifest_torrent_info": info.hex(),
+                "manifest_infohash": infohash(info).hex(),
             }
         )
     return cases, signed_all
@@ -187,6 +243,125 @@ def _forged_manifest(body_fields: dict[str, Any], key: SigningKey) -> bytes:
     return canonical.encode({"manifest": body, "signature": key.sign(signing_message(body))})
 
 
+# Paths added to the first manifest's files, each set refused by §6 (HostilePathError).
+HOSTILE_PATH_SETS: list[tuple[str, list[str]]] = [
+    ("path inside the reserved folder .hubless/", [".hubless/manifest"]),
+    ("path inside .HUBLESS/ (the reserved folder, folded)", [".HUBLESS/weights.bin"]),
+    ("path inside .hubleXs/, X = U+017F long s, which folds to s", [".huble\u017fs/x"]),
+    ("a file named .hubless", [".hubless"]),
+    (
+        "U+A7DC: unassigned in 14.0.0, capital of U+019B in later versions",
+        ["\u019b.txt", "\ua7dc.txt"],
+    ),
+    ("U+0378, unassigned", ["a\u0378.txt"]),
+    ("U+FDD0, a noncharacter (category Cn)", ["a\ufdd0.txt"]),
+    ("U+31350, assigned only from Unicode 15.0", ["\U00031350.txt"]),
+    ("full case folding: U+00DF sharp s folds to ss", ["STRASSE.txt", "stra\u00dfe.txt"]),
+    ("full case folding: the ligature U+FB01 folds to fi", ["file.txt", "\ufb01le.txt"]),
+    ("Kelvin sign U+212A folds to k", ["k.txt", "\u212a.txt"]),
+    ("final sigma folds to sigma", ["\u03c3.txt", "\u03c2.txt"]),
+    ("capital I with dot above folds to i + U+0307", ["i\u0307.txt", "\u0130.txt"]),
+    ("a Unicode 14.0 case pair: U+2C2F folds to U+2C5F", ["\u2c2f.txt", "\u2c5f.txt"]),
+    ("Angstrom sign U+212B as a file, a + ring above as its folder", ["\u212b", "a\u030a/x"]),
+]
+
+# Characters some runtimes' trim() removes that a reference keeps (§3: ASCII whitespace only).
+NOT_TRIMMED = ["\x0b", "\x1c", "\x85", "\xa0", "\ufeff"]
+
+
+def largest_inline_index() -> IndexRecord:
+    """An inline index whose bencoded value is exactly 1000 bytes (§4.5: the whole value)."""
+    names = [f"model-{i:03d}" for i in range(100)]
+    while len(wrap_length(names)) < 996:
+        names.append(f"model-{len(names):03d}")
+    while len(wrap_length(names)) > 996:
+        names.pop()
+    names[-1] += "z" * (996 - len(wrap_length(names)))
+    index = IndexRecord(3, NOW - 5, names=tuple(names))
+    assert len(bencode.encode(encode_index(index))) == 1000
+    return index
+
+
+def wrap_length(names: list[str]) -> bytes:
+    return canonical.encode({"f": 1, "n": names, "s": 3, "t": NOW - 5})
+
+
+def invalid_indexes() -> list[dict[str, Any]]:
+    """One name more than the largest inline index: 1001 bytes, refused (§4.2 step 3)."""
+    index = largest_inline_index()
+    assert index.names is not None
+    payload = canonical.encode(
+        {"f": 1, "n": [*index.names[:-1], index.names[-1] + "z"], "s": 3, "t": NOW - 5}
+    )
+    value = bencode.encode(payload)
+    item = bep44.RawItem(
+        ALICE.public.raw,
+        INDEX_SALT,
+        3,
+        value,
+        ALICE.sign(bep44.signing_message(INDEX_SALT, 3, value)),
+    )
+    return [
+        {
+            "kind": "index",
+            "description": "inline index whose bencoded value is 1001 bytes",
+            "error": "OversizedError",
+            "expect_publisher": ALICE.public.raw.hex(),
+            "now": NOW,
+            "item": _raw(item),
+        }
+    ]
+
+
+# Path sets §6 accepts, with each path's fold: what a second implementation must reproduce.
+SAFE_PATH_SETS: list[tuple[str, list[str]]] = [
+    ("ASCII, folded to lower case", ["Config.JSON", "tokenizer/Vocab.txt"]),
+    ("dotless i is not i (no Turkic folding)", ["\u0131.txt", "i.txt"]),
+    ("superscript two is not 2 (no compatibility folding)", ["x\u00b2.txt", "x2.txt"]),
+    ("composed U+00E9 folds to e + U+0301", ["caf\u00e9.txt"]),
+    ("a character new in Unicode 14.0 (U+0870)", ["\u0870.txt"]),
+    ("private use is assigned", ["\ue000.bin"]),
+    (
+        ".hubless below the top folder, and names that only begin like it",
+        ["a/.hubless/manifest", ".hubless-old/x", ".hublessx"],
+    ),
+    ("U+01C4 folds to U+01C6; U+2126 ohm sign to U+03C9 omega", ["\u01c4.txt", "\u2126.txt"]),
+]
+
+
+def paths() -> list[dict[str, Any]]:
+    return [
+        {"description": description, "paths": sorted(ps), "folds": [fold(p) for p in sorted(ps)]}
+        for description, ps in SAFE_PATH_SETS
+    ]
+
+
+def references() -> list[dict[str, Any]]:
+    """References §3 accepts, with what they parse to."""
+    text, hexkey = ALICE.public.text, ALICE.public.raw.hex()
+    cases = []
+    for description, ref in (
+        ("plain", f"{text}/{NAME}"),
+        ("URI form with a version and a trailing slash", f"hubless://{text}/{NAME}@v1/"),
+        ("surrounded by the ASCII whitespace that is stripped", f" \t\r\n\f{text}/{NAME} \n"),
+        ("scheme and key in upper case", f"HUBLESS://{text.upper()}/{NAME}@2.0.1+cpu"),
+        ("hex key", f"{hexkey.upper()}/Llama-3.1-8B"),
+        ("space between key and '/': the key text is stripped as in §2", f"{text} \t/{NAME}"),
+    ):
+        parsed = parse_reference(ref)
+        cases.append(
+            {
+                "description": description,
+                "text": ref,
+                "public_key": parsed.publisher.raw.hex(),
+                "name": parsed.name,
+                "version": parsed.version,
+                "canonical": str(parsed),
+            }
+        )
+    return cases
+
+
 def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
     """Inputs that must be refused, each with the error class a verifier raises."""
     good = Record(3, "v3", sha("mt")[:20], sha("mb"), NOW - 10)
@@ -194,7 +369,9 @@ def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
     item = bep44.sign_item(ALICE, b"tiny-llama", 3, good_payload)
     cases: list[dict[str, Any]] = []
 
-    def record_case(description: str, error: str, raw: bep44.RawItem, **extra: Any) -> None:
+    def record_case(
+        description: str, error: str, raw: bep44.RawItem, now: int = NOW, **extra: Any
+    ) -> None:
         cases.append(
             {
                 "kind": "record",
@@ -202,7 +379,7 @@ def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
                 "error": error,
                 "expect_publisher": ALICE.public.raw.hex(),
                 "expect_name": "tiny-llama",
-                "now": NOW,
+                "now": now,
                 "item": _raw(raw),
                 **extra,
             }
@@ -292,6 +469,13 @@ def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
         "bencoded value of 1002 bytes",
         "OversizedError",
         bep44.RawItem(ALICE.public.raw, b"tiny-llama", 3, big_value, b"\x00" * 64),
+    )
+    largest = encode_record(Record(MAX_INT, "9" * 64, b"\xff" * 32, b"\xff" * 32, MAX_INT))
+    record_case(
+        "largest record one second before its t (2^63-1) is within 24 hours of now",
+        "FutureTimestampError",
+        bep44.sign_item(ALICE, b"tiny-llama", 7, largest),
+        now=MAX_INT - MAX_CLOCK_SKEW - 1,
     )
     not_bytes = b"i42e"
     record_case(
@@ -458,7 +642,7 @@ def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
         [
             1,
             "v1-renamed",
-            sha("manifest torrent v1")[:20],
+            infohash(manifest_torrent_info(first)),
             hashlib.sha256(first).digest(),
             body["created"],
             None,
@@ -486,12 +670,23 @@ def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
         known_signed=first.hex(),
     )
 
+    for description, paths in HOSTILE_PATH_SETS:
+        manifest_case(
+            description,
+            "HostilePathError",
+            _forged_manifest(
+                with_(files=sorted([*body["files"], *([p, 1, sha(p)] for p in paths)])), ALICE
+            ),
+        )
+    cases += invalid_torrents() + invalid_indexes()
     for text, error in (
         ("not-a-key/model", "InvalidReferenceError"),
         (f"{ALICE.public.text}/-bad-name", "InvalidReferenceError"),
         (f"{ALICE.public.text}/{'a' * 65}", "InvalidReferenceError"),
         (f"{ALICE.public.text}/model@", "InvalidReferenceError"),
         (f"{ALICE.public.text}/mo..del", "InvalidReferenceError"),
+        *((f"{space}{ALICE.public.text}/model", "InvalidReferenceError") for space in NOT_TRIMMED),
+        (f"{ALICE.public.text}/model\u3000", "InvalidReferenceError"),
     ):
         cases.append(
             {
@@ -505,30 +700,57 @@ def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
 
 
 def index_vectors() -> list[dict[str, Any]]:
-    index = IndexRecord(2, NOW - 5, names=("tiny-llama", "tiny-mistral"))
-    payload = encode_index(index)
-    item = bep44.sign_item(ALICE, INDEX_SALT, 2, payload)
-    return [
-        {
-            "description": "inline publisher index",
-            "seed": ALICE.seed.hex(),
-            "salt_text": INDEX_SALT.decode(),
-            "names": list(index.names),
-            "index_seq": 2,
-            "published_at": index.published_at,
-            "payload": payload.hex(),
-            **_raw(item),
-        }
-    ]
+    cases = []
+    for description, index in (
+        ("inline publisher index", IndexRecord(2, NOW - 5, names=("tiny-llama", "tiny-mistral"))),
+        (
+            "largest inline index: its bencoded value is exactly 1000 bytes (§4.5)",
+            largest_inline_index(),
+        ),
+    ):
+        assert index.names is not None
+        payload = encode_index(index)
+        item = bep44.sign_item(ALICE, INDEX_SALT, index.seq, payload)
+        cases.append(
+            {
+                "description": description,
+                "seed": ALICE.seed.hex(),
+                "salt_text": INDEX_SALT.decode(),
+                "names": list(index.names),
+                "index_seq": index.seq,
+                "published_at": index.published_at,
+                "payload": payload.hex(),
+                **_raw(item),
+            }
+        )
+    return cases
 
 
 def build() -> dict[str, Any]:
     manifest_cases, signed = manifests()
     return {
         "keys.json": keys(),
-        "records.json": records(),
+        "records.json": records(manifest_cases[0]),
         "manifests.json": manifest_cases,
+        "torrents.json": [
+            content_torrent_case(
+                "content torrent of the first manifest of manifests.json", NAME, V1_FILES
+            ),
+            content_torrent_case(
+                "content torrent of the second manifest: only model.safetensors changed",
+                NAME,
+                V2_FILES,
+            ),
+            content_torrent_case(
+                "a torrent of one file: no pad entry after it",
+                "one-file",
+                {"weights.bin": b"\x00\x01"},
+            ),
+        ],
+        "piece_lengths.json": piece_lengths(),
         "index.json": index_vectors(),
+        "paths.json": paths(),
+        "references.json": references(),
         "invalid.json": invalid(signed),
     }
 

@@ -19,13 +19,22 @@ from .manifest import (
 )
 from .record import Record, VerifiedRecord, check_record, encode_record, verify_record
 from .refs import Reference, check_name, check_version, parse_reference
-from .trust import KnownRecord, KnownState, ModelTrust, check_known, choose_record
+from .trust import (
+    KnownIndex,
+    KnownRecord,
+    KnownState,
+    ModelTrust,
+    check_known,
+    choose_index,
+    choose_record,
+)
 
 __all__ = [
     "INDEX_SALT",
     "FileEntry",
     "HistoryEntry",
     "IndexRecord",
+    "KnownIndex",
     "KnownRecord",
     "KnownState",
     "Manifest",
@@ -46,6 +55,7 @@ __all__ = [
     "check_name",
     "check_record",
     "check_version",
+    "choose_index",
     "choose_record",
     "choose_version",
     "encode_record",

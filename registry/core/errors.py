@@ -2,7 +2,8 @@
 
 `UntrustedDataError`: somebody else sent bytes that break the protocol.
 `NetworkError`: we could not get an answer. `LocalError`: our own input, store or keys.
-Every error carries a one-line message and an optional hint for the command line.
+Every error carries a one-line message and a hint. A hint given where the error is raised
+(`explicit_hint`) knows the case and wins; otherwise the most specific class's hint applies.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ class HublessError(Exception):
         super().__init__(message)
         if hint is not None:
             self.hint = hint
+
+    @property
+    def explicit_hint(self) -> str | None:
+        """The hint given where this error was raised; None when only a class hint applies."""
+        own = self.__dict__.get("hint")
+        return own if isinstance(own, str) else None
 
     @property
     def message(self) -> str:
@@ -115,9 +122,22 @@ class NetTimeoutError(NetworkError):
 class NotFoundError(NetworkError):
     """No node or peer had what was asked for."""
 
+    hint = (
+        "check the key and the model name; the publisher, or a mirror, must have been "
+        "online in the last hours to keep its record in the DHT"
+    )
+
+
+class OfflineError(NetworkError):
+    """The answer needs the network and this run may not use it (`--offline`)."""
+
+    hint = "pull it once with the network (drop --offline / HUBLESS_OFFLINE)"
+
 
 class NoPeersError(NetworkError):
     """Content is known but nobody is seeding it right now."""
+
+    hint = "nobody is serving it right now: is the publisher or any mirror seeding it?"
 
 
 # --- local: our own input, keys or store -----------------------------------------------------

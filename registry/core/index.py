@@ -19,6 +19,7 @@ from .errors import (
     MalformedError,
     OversizedError,
     RollbackError,
+    WrongNameError,
 )
 from .fields import (
     MAX_CLOCK_SKEW,
@@ -65,9 +66,16 @@ class IndexRecord:
 
 @dataclass(frozen=True)
 class VerifiedIndex:
+    """An index item whose signature, schema and time passed (spec §4.5)."""
+
     publisher: PublicKey
     index: IndexRecord
     item: VerifiedItem
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the signed payload: two indexes with one `s` differ iff this does."""
+        return hashlib.sha256(self.item.payload).digest()
 
 
 def encode_index(index: IndexRecord) -> bytes:
@@ -103,14 +111,30 @@ def decode_index(payload: bytes) -> IndexRecord:
 def verify_index(
     item: RawItem, publisher: PublicKey, *, now: int, known_seq: int | None = None
 ) -> VerifiedIndex:
-    """BEP-44 signature, salt and schema of a publisher index item, its time, no rollback."""
-    verified = verify_item(item, publisher, INDEX_SALT)
+    """BEP-44 signature, salt and schema of a publisher index item, its time, no rollback.
+
+    Spec §4.5 `verify_index`. Raises what `verify_item` raises (§4.2), then what
+    `check_index` raises, then `RollbackError` when `s` < `known_seq`. Choosing among the
+    items of one lookup is `hubless.core.trust.choose_index`.
+    """
+    verified = check_index(verify_item(item, publisher, INDEX_SALT), now=now)
+    if known_seq is not None and verified.index.seq < known_seq:
+        raise RollbackError(f"index seq {verified.index.seq} is older than known seq {known_seq}")
+    return verified
+
+
+def check_index(verified: VerifiedItem, *, now: int) -> VerifiedIndex:
+    """The index rules after `verify_item` passed: schema (§4.5) and time (≤ now + 86400 s).
+
+    Raises `MalformedError`, `OversizedError`, `UnsupportedFormatError` or
+    `FutureTimestampError`; `WrongNameError` if the item is not under `hubless:index`.
+    """
+    if verified.salt != INDEX_SALT:
+        raise WrongNameError(f"DHT item is for salt {verified.salt!r}, not {INDEX_SALT!r}")
     index = decode_index(verified.payload)
     if index.published_at > now + MAX_CLOCK_SKEW:
         raise FutureTimestampError(f"index is dated {index.published_at - now} s in the future")
-    if known_seq is not None and index.seq < known_seq:
-        raise RollbackError(f"index seq {index.seq} is older than known seq {known_seq}")
-    return VerifiedIndex(publisher, index, verified)
+    return VerifiedIndex(verified.public_key, index, verified)
 
 
 def encode_name_list(names: tuple[str, ...]) -> bytes:

@@ -20,6 +20,9 @@ PUBLIC_KEY_SIZE = 32
 SEED_SIZE = 32
 SIGNATURE_SIZE = 64
 KEY_TEXT_LENGTH = 52
+# What "surrounding whitespace" means for key text and references (spec §2, §3): ASCII only,
+# so that every runtime's trim agrees (U+0085, U+00A0, U+FEFF and U+001C are not stripped).
+ASCII_WHITESPACE = "\t\n\f\r "
 
 
 @dataclass(frozen=True, repr=False)
@@ -55,8 +58,11 @@ class PublicKey:
 
     @classmethod
     def parse(cls, text: str) -> PublicKey:
-        """Parse the base32 text form (or 64 hex digits)."""
-        cleaned = text.strip()
+        """Parse the base32 text form (or 64 hex digits); `InvalidReferenceError` if neither.
+
+        Only ASCII whitespace (TAB, LF, FF, CR, SPACE) around the key is ignored (spec §2).
+        """
+        cleaned = text.strip(ASCII_WHITESPACE)
         if len(cleaned) == 2 * PUBLIC_KEY_SIZE:
             try:
                 return cls(bytes.fromhex(cleaned))

@@ -1,7 +1,8 @@
 """Reading a v1 .torrent (BEP-3 metainfo) from peers, and matching it to a manifest.
 
 Metadata arrives from untrusted peers. Before anything is downloaded, its file list must
-be exactly the manifest's files (pad files aside) under the model's name (spec §5.6).
+be exactly the manifest's files (pad files aside) under the model's name (spec §5.6, §5.7),
+and a manifest torrent must be one file in single-file mode.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .errors import HostilePathError, IntegrityError, MalformedError, OversizedE
 from .manifest import Manifest
 
 MAX_METAINFO_SIZE = 64 * 1024 * 1024
+PIECE_HASH_SIZE = 20  # SHA-1, one per piece (BEP-3)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,12 @@ class Metainfo:
 
 
 def parse_metainfo(data: bytes) -> Metainfo:
-    """Parse .torrent bytes (or a bare info dict wrapped as `d4:info...e`)."""
+    """Parse .torrent bytes (or a bare info dict wrapped as `d4:info...e`), spec §5.7.
+
+    At most 64 MiB (`OversizedError`); canonical bencode, field types, no symbolic links, no
+    non-pad path twice, `pieces` 20 bytes per piece (`MalformedError`); every name and path
+    segment a plain component (`HostilePathError`).
+    """
     if len(data) > MAX_METAINFO_SIZE:
         raise OversizedError(f"torrent metadata is {len(data)} bytes; limit {MAX_METAINFO_SIZE}")
     top = bencode.decode(data)
@@ -53,6 +60,7 @@ def parse_metainfo(data: bytes) -> Metainfo:
     infohash = hashlib.sha1(bencode.encode(info)).digest()
     if b"files" not in info:
         size = _size(info.get(b"length"))
+        _check_pieces(info, piece_length, size)
         return Metainfo(name, piece_length, (TorrentFile(name, size, False),), infohash, True)
     entries = info[b"files"]
     if not isinstance(entries, list) or not entries:
@@ -75,7 +83,23 @@ def parse_metainfo(data: bytes) -> Metainfo:
     real = [f.path for f in files if not f.pad]  # pad files repeat names: .pad/<size>
     if len(set(real)) != len(real):
         raise MalformedError("torrent lists the same file twice")
+    _check_pieces(info, piece_length, sum(f.size for f in files))
     return Metainfo(name, piece_length, tuple(files), infohash, False)
+
+
+def check_blob_metainfo(meta: Metainfo, max_size: int, what: str) -> None:
+    """A manifest (or index list) torrent, before download: one file of at most `max_size`.
+
+    Single-file mode only (spec §5.6): a `files` list, even of one entry or with pad entries,
+    is `MalformedError`; a length over `max_size` bytes is `OversizedError`.
+    """
+    if not meta.single_file:
+        raise MalformedError(f"{what} is not a single-file torrent")
+    if meta.total_size > max_size:
+        raise OversizedError(
+            f"{what} is not one file under the size limit: {meta.total_size} bytes, "
+            f"limit {max_size}"
+        )
 
 
 def check_matches_manifest(meta: Metainfo, manifest: Manifest) -> None:
@@ -106,6 +130,17 @@ def _segment(text: str, what: str) -> str:
     if not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
         raise HostilePathError(f"{what} component {text[:80]!r} is not a plain name")
     return text
+
+
+def _check_pieces(info: dict[bytes, bencode.Bencodable], piece_length: int, total: int) -> None:
+    """`pieces` holds one SHA-1 per piece: 20 * ceil(total / piece length) bytes, pads counted."""
+    pieces = info.get(b"pieces")
+    count = -(-total // piece_length)
+    if not isinstance(pieces, bytes) or len(pieces) != PIECE_HASH_SIZE * count:
+        raise MalformedError(
+            f"torrent pieces must be {PIECE_HASH_SIZE * count} bytes: 20 for each of "
+            f"{count} pieces of {piece_length} bytes"
+        )
 
 
 def _size(value: object) -> int:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import InvalidReferenceError
-from .keys import PublicKey
+from .keys import ASCII_WHITESPACE, PublicKey
 from .paths import is_device_name
 
 MAX_NAME_LENGTH = 64
@@ -80,8 +80,11 @@ class Reference:
 
 
 def parse_reference(text: str) -> Reference:
-    """Parse `KEY/NAME`, `KEY/NAME@VERSION` or `hubless://KEY/NAME[@VERSION]`."""
-    raw = text.strip()
+    """Parse `KEY/NAME`, `KEY/NAME@VERSION` or `hubless://KEY/NAME[@VERSION]` (spec §3).
+
+    Strips ASCII whitespace only (TAB, LF, FF, CR, SPACE); raises `InvalidReferenceError`.
+    """
+    raw = text.strip(ASCII_WHITESPACE)
     if raw.lower().startswith(URI_SCHEME):
         raw = raw[len(URI_SCHEME) :]
     key_text, slash, rest = raw.partition("/")

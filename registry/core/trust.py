@@ -4,7 +4,9 @@
 `now` and what this client remembered, and hands back only verified objects. Files, sockets
 and the clock are not handled here: `hubless.services.resolve` fetches the bytes and stores
 the result. Every rule of resolving lives in this module and nowhere else, so later rules
-(key succession, revocation, freshness) have one place to go.
+(key succession, revocation, freshness) have one place to go. The publisher index (§4.5)
+is read by the same rules (`choose_index`), and a follower catching up on several
+revisions checks them as one chain (`check_chain`).
 
 A failed step raises an `UntrustedDataError` (or `NotFoundError` when no item was valid)
 and leaves the object as it was; nothing it holds is written anywhere until the caller asks
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .bep44 import RawItem, VerifiedItem, verify_item, verify_signature
 from .errors import (
@@ -25,6 +28,7 @@ from .errors import (
     UsageError,
 )
 from .history import VersionChoice, check_extends, choose_version
+from .index import INDEX_SALT, VerifiedIndex, check_index, decode_name_list
 from .keys import PublicKey
 from .manifest import HistoryEntry, VerifiedManifest, check_matches_record, verify_manifest
 from .record import VerifiedRecord, check_record
@@ -209,11 +213,7 @@ class ModelTrust:
 
     def update_target(self, row: HistoryEntry, data: bytes) -> VerifiedManifest:
         """Verify an older revision's manifest against the history row naming it (step 8)."""
-        target = verify_manifest(
-            data, self.publisher, self.name, now=self.now, expected_hash=row.manifest_hash
-        )
-        check_matches_record(target, row.seq, row.version, what="a history row")
-        return target
+        return verify_row(self.publisher, self.name, row, data, now=self.now)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -230,3 +230,125 @@ class ModelTrust:
     def _held(self) -> VerifiedManifest:
         assert self.known is not None
         return verify_manifest(self.known.manifest, self.publisher, self.name, now=self.now)
+
+
+def verify_row(
+    publisher: PublicKey, name: str, row: HistoryEntry, data: bytes, *, now: int
+) -> VerifiedManifest:
+    """An older revision's manifest, verified against the history row naming it (§7.2).
+
+    Raises what `verify_manifest` raises (§5.5, with `expected_hash` = the row's hash), and
+    `MalformedError` when its seq or version is not the row's.
+    """
+    target = verify_manifest(data, publisher, name, now=now, expected_hash=row.manifest_hash)
+    check_matches_record(target, row.seq, row.version, what="a history row")
+    return target
+
+
+# --- the publisher index (spec §4.5, §8.1, §8.2) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownIndex:
+    """The highest index seq a client accepted for a publisher, and SHA-256 of its payload."""
+
+    seq: int
+    digest: bytes
+
+
+def check_known_index(index: VerifiedIndex, known: KnownIndex) -> None:
+    """Refuse an index older than the one accepted (`RollbackError`) or another index with
+    the same seq (`EquivocationError`): §4.3 step 9's rule, applied to §4.5."""
+    seq = index.index.seq
+    if seq < known.seq:
+        raise RollbackError(
+            f"publisher index has seq {seq}; seq {known.seq} was seen (key {index.publisher.text})"
+        )
+    if seq == known.seq and index.digest != known.digest:
+        raise EquivocationError(
+            f"publisher signed two different indexes as seq {seq} (key {index.publisher.text})"
+        )
+
+
+def choose_index(
+    items: Sequence[RawItem],
+    publisher: PublicKey,
+    *,
+    now: int,
+    known: KnownIndex | None = None,
+) -> VerifiedIndex:
+    """The publisher index with the highest own seq among the items a lookup met (§4.5, §8.1).
+
+    The rules of `choose_record` for salt `hubless:index`: items failing `verify_item` (§4.2)
+    are dropped (none left: `NotFoundError`); the rest must pass `check_index` (schema, a
+    time at most 86400 s ahead), failing ones are passed over and, if all fail, the first
+    failure (in descending BEP-44 seq) is raised. The index with the highest `s` wins, not
+    the highest BEP-44 seq; another passing index with that `s` and a different payload is
+    `EquivocationError`. Only the chosen index is checked against `known`
+    (`check_known_index`: `RollbackError`, `EquivocationError`).
+    """
+    signed: list[VerifiedItem] = []
+    for item in sorted(items, key=lambda i: i.seq, reverse=True):
+        try:
+            signed.append(verify_item(item, publisher, INDEX_SALT))
+        except UntrustedDataError:
+            continue
+    if not signed:
+        raise NotFoundError(f"no valid publisher index in the DHT under key {publisher.text}")
+    valid: list[VerifiedIndex] = []
+    first_error: UntrustedDataError | None = None
+    for verified in signed:
+        try:
+            valid.append(check_index(verified, now=now))
+        except UntrustedDataError as exc:
+            first_error = first_error or exc
+    if not valid:
+        assert first_error is not None
+        raise first_error
+    best = max(valid, key=lambda v: v.index.seq)
+    chosen = KnownIndex(best.index.seq, best.digest)
+    for other in valid:  # the rule against known state, applied among the answers
+        if other.index.seq == chosen.seq:
+            check_known_index(other, chosen)
+    if known is not None:
+        check_known_index(best, known)
+    return best
+
+
+def index_names(index: VerifiedIndex, list_data: bytes | None = None) -> tuple[str, ...]:
+    """The model names an accepted index lists: inline, or read from its list file (§4.5).
+
+    `list_data` is the list torrent's file for the list form (`UsageError` if missing);
+    `decode_name_list` raises `OversizedError`, `IntegrityError` or `MalformedError`.
+    """
+    record = index.index
+    if record.names is not None:
+        return record.names
+    if list_data is None or record.list_hash is None:
+        raise UsageError("this index lists its names in a list torrent: fetch it first")
+    return decode_name_list(list_data, record.list_hash)
+
+
+# --- catching up on several revisions (spec §7.1, §8.1 step 6) --------------------------------
+
+
+def missed_rows(latest: VerifiedManifest, after_seq: int | None) -> tuple[HistoryEntry, ...]:
+    """The history rows of `latest` newer than `after_seq`, oldest first (None: no rows).
+
+    What a follower that last took revision `after_seq` has not had yet, besides `latest`
+    itself; with no earlier revision taken it starts at the latest alone.
+    """
+    if after_seq is None:
+        return ()
+    return tuple(row for row in latest.manifest.history if row.seq > after_seq)
+
+
+def check_chain(chain: Sequence[tuple[VerifiedManifest, bytes]]) -> None:
+    """Each (manifest, manifest-torrent infohash) extends the one before it (§7.1).
+
+    For a follower that missed several revisions: each must extend the history the previous
+    one holds, not only the latest the one held. Raises `HistoryRewriteError`,
+    `RollbackError` or `EquivocationError` at the first revision that does not.
+    """
+    for (previous, previous_infohash), (new, _) in pairwise(chain):
+        check_extends(previous, new, known_infohash=previous_infohash)

@@ -10,7 +10,7 @@ them: verification is the trusted side's job (`hubless.core.trust`), never the a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -28,6 +28,7 @@ __all__ = [
     "PutReport",
     "RawItem",
     "Torrents",
+    "Traffic",
     "format_endpoint",
 ]
 
@@ -47,6 +48,7 @@ class Progress:
     rate: float  # payload bytes per second, downloading
     peers: int
     finished: bool
+    uploaded: int = 0  # payload bytes uploaded, all sessions together (kept in resume data)
 
     @property
     def eta(self) -> float | None:
@@ -60,12 +62,43 @@ ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
+class Traffic:
+    """Datagrams and bytes one operation sent and received; `dropped` counts received
+    datagrams that were ignored (malformed, oversized, unknown transaction, wrong sender)."""
+
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    packets_received: int = 0
+    bytes_received: int = 0
+    dropped: int = 0
+
+    def __add__(self, other: Traffic) -> Traffic:
+        return Traffic(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    def __sub__(self, other: Traffic) -> Traffic:
+        return Traffic(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+@dataclass(frozen=True)
 class PutReport:
-    """How a put of an item went: DHT nodes that stored it, of those asked (BEP-44)."""
+    """What a verbatim put did.
+
+    `stored`: nodes that acknowledged it; `queried`: nodes it was sent to; `already_current`:
+    how many of the k closest held this seq before; `newer`: how many answers held a validly
+    signed higher seq (then nothing is put, and `newest` is the highest such item);
+    `refused`: put errors (BEP-44 302 when a node holds a higher seq); `skipped`: no put was
+    sent (back-off, or a newer item found); `lookup_queries`: gets of the traversal.
+    """
 
     stored: int
-    queried: int = 0
-    already_current: int = 0  # closest nodes that already held this seq (no put needed)
+    queried: int
+    already_current: int
+    newer: int = 0
+    refused: int = 0
+    skipped: bool = False
+    lookup_queries: int = 0
+    newest: RawItem | None = None
+    traffic: Traffic = field(default_factory=Traffic)
 
 
 @dataclass(frozen=True)
@@ -93,8 +126,14 @@ class Network(Protocol):
         """Sign and store `payload` as the value of (key, salt); return nodes that stored it."""
         ...
 
-    def dht_put_signed(self, item: RawItem, timeout: float = ...) -> PutReport:
-        """Store an item exactly as its publisher signed it (BEP-44 re-announce, spec §8.5)."""
+    def dht_put_signed(
+        self, item: RawItem, timeout: float = ..., *, min_current: int | None = ...
+    ) -> PutReport:
+        """Store an item exactly as its publisher signed it (BEP-44 re-announce, spec §8.5).
+
+        Never over a newer item; skipped when `min_current` of the closest nodes already hold
+        its seq. Raises an `UntrustedDataError` for an item whose signature fails.
+        """
         ...
 
     def seed(
@@ -122,6 +161,13 @@ class Network(Protocol):
     def fetch_metadata(self, ih: bytes, timeout: float = ...) -> bytes: ...
 
     def payload_downloaded(self, ih: bytes) -> int: ...
+
+    def dht_peers(self, ih: bytes, timeout: float = ...) -> list[Endpoint]:
+        """The peers one BEP-5 `get_peers` lookup finds for `ih` (nothing is announced).
+
+        Raises `NetTimeoutError` when the lookup does not end in `timeout` seconds.
+        """
+        ...
 
     def remove(self, ih: bytes, *, delete_files: bool = ...) -> None: ...
 

@@ -15,16 +15,17 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import libtorrent as lt
 
 from ..core import bencode
 from ..core.bep44 import RawItem, wrap_value
-from ..core.errors import NetTimeoutError, UsageError
+from ..core.errors import NetTimeoutError
 from ..core.keys import PublicKey, SigningKey
 from .contract import PutReport, format_endpoint
+from .krpc import KrpcClient, KrpcConfig
 from .profile import NetProfile
 
 _POLL = 0.1  # seconds between routing-table polls while waiting for the DHT
@@ -53,9 +54,12 @@ def salt_text(salt: bytes) -> str:
 class Dht:
     """BEP-44 requests on one libtorrent session; `handle` takes the session's DHT alerts."""
 
-    def __init__(self, ses: Any, lock: threading.Lock) -> None:
+    def __init__(self, ses: Any, lock: threading.Lock, profile: NetProfile) -> None:
         self._ses = ses
         self._lock = lock
+        self._profile = profile
+        self._krpc: KrpcClient | None = None
+        self._krpc_lock = threading.Lock()
         self._gets: dict[tuple[bytes, bytes], deque[_Get]] = {}
         self._puts: dict[tuple[bytes, bytes], deque[Future[int]]] = {}
         self._stats: deque[Future[int]] = deque()
@@ -153,9 +157,39 @@ class Dht:
             raise NetTimeoutError(f"no DHT node stored {salt_text(salt)!r} within {timeout:g}s")
         return stored
 
-    def put_signed(self, item: RawItem, timeout: float = 10.0) -> PutReport:
-        """A verbatim put of another party's item: libtorrent's binding cannot do it."""
-        raise UsageError("this session cannot put an item signed by another key")
+    def put_signed(
+        self, item: RawItem, timeout: float = 10.0, *, min_current: int | None = None
+    ) -> PutReport:
+        """Put an item exactly as its publisher signed it (BEP-44 re-announce, spec §8.5).
+
+        libtorrent's binding re-signs every put, so this goes through the project's own
+        KRPC client (`hubless.net.krpc`): one read-only UDP socket on the session's listen
+        address, kept for the session's life, starting from the profile's bootstrap nodes.
+        Never puts over a newer item; skipped when `min_current` closest nodes hold its seq.
+        """
+        with self._krpc_lock:
+            if self._krpc is None:
+                host = self._profile.listen_host
+                config = KrpcConfig(
+                    bind_host=host if host not in ("", "::") else "0.0.0.0",
+                    timeout=max(timeout, 1.0),
+                    query_timeout=min(1.0, max(timeout, 1.0) / 2),
+                )
+                self._krpc = KrpcClient(config, self._profile.bootstrap)
+            elif self._krpc.config.timeout != max(timeout, 1.0):
+                self._krpc.config = replace(
+                    self._krpc.config,
+                    timeout=max(timeout, 1.0),
+                    query_timeout=min(1.0, max(timeout, 1.0) / 2),
+                )
+            return self._krpc.reput(item, min_current=min_current)
+
+    def close(self) -> None:
+        """Close the KRPC socket, if one was opened."""
+        with self._krpc_lock:
+            if self._krpc is not None:
+                self._krpc.close()
+                self._krpc = None
 
     def node_count(self, timeout: float = 5.0) -> int:
         """Nodes in the DHT routing table right now."""

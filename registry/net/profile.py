@@ -32,6 +32,7 @@ _STATUS = 0x40
 _STORAGE = 0x8
 _DHT = 0x400
 _PERFORMANCE = 0x200
+_DHT_OPERATION = 0x40000  # get_peers replies: how downloads find peers without announcing
 
 #: Torrent metadata the spec allows (spec §5.7: 64 MiB), and as many bencode tokens as that
 #: many bytes can hold (at most one per byte): libtorrent's own defaults (30 MiB, 2,500,000
@@ -140,23 +141,6 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def parse_bootstrap(text: str) -> tuple[Endpoint, ...]:
-    """Parse `host:port,host:port` (IPv6 as `[addr]:port`) into endpoints."""
-    endpoints: list[Endpoint] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        host, sep, port_text = part.rpartition(":")
-        if not sep or not host or not port_text.isdigit():
-            raise UsageError(f"bootstrap node {part!r} is not host:port")
-        port = int(port_text)
-        if not 0 < port < 65536:
-            raise UsageError(f"bootstrap node {part!r} has port out of range")
-        endpoints.append((host.strip("[]"), port))
-    return tuple(endpoints)
-
-
 def settings_for(profile: NetProfile) -> dict[str, int | str | bool]:
     """The libtorrent settings pack for `profile`; LSD, UPnP and NAT-PMP are always off."""
     bootstrap = ",".join(format_endpoint(h, p) for h, p in profile.bootstrap)
@@ -169,7 +153,7 @@ def settings_for(profile: NetProfile) -> dict[str, int | str | bool]:
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "alert_mask": _ERROR | _STATUS | _STORAGE | _DHT | _PERFORMANCE,
+        "alert_mask": _ERROR | _STATUS | _STORAGE | _DHT | _PERFORMANCE | _DHT_OPERATION,
         "user_agent": "hubless/0.1",
         "peer_fingerprint": "-HL0100-",
         "enable_ip_notifier": False,

@@ -6,6 +6,11 @@ are copied out of an alert before the next `pop_alerts()` (a kept alert object i
 and reading it crashes the interpreter). `open_session` is the one way services get a
 session: it joins the DHT and never leaves a half-made session running when that fails.
 
+Only seeds announce themselves in the DHT. A download (and a metadata fetch) runs with
+libtorrent's DHT off for that torrent and finds peers through plain `get_peers` lookups of
+its own, never `announce_peer`: a process that downloads and exits must not stay listed as
+a peer (spec §8.5), or clients that keep one peer per address stall on the dead entries.
+
 Past ~400 lines because torrents, resume data and shutdown share one alert loop and lock.
 """
 
@@ -19,6 +24,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +58,9 @@ _CLOSE_WAIT = 10.0  # seconds close() waits for resume data
 # no peer left connected (each peer that sent bad data was dropped), or at all (spec §8.4).
 BAD_DATA_NO_PEERS = 15.0
 BAD_DATA_STALL = 60.0
+_FIND_FIRST = 1.0  # seconds between a download's first peer lookups, doubling ...
+_FIND_MAX = 15.0  # ... up to this
+_FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
 
 
 @dataclass
@@ -58,8 +68,12 @@ class _Torrent:
     handle: Any
     on_progress: ProgressCallback | None = None
     metadata: threading.Event = field(default_factory=threading.Event)
+    flushed: threading.Event = field(default_factory=threading.Event)
     error: str = ""
     hash_failures: int = 0  # pieces that failed their SHA-1 check (bad data from peers)
+    announce: bool = True  # a seed: libtorrent announces it; else we look peers up ourselves
+    next_find: float = 0.0  # monotonic time of the next get_peers lookup (downloads)
+    find_delay: float = _FIND_FIRST
 
 
 def _ih_bytes(handle: Any) -> bytes:
@@ -74,6 +88,7 @@ def _status_progress(ih: bytes, st: Any) -> Progress:
         rate=float(st.download_payload_rate),
         peers=int(st.num_peers),
         finished=bool(st.is_finished) and bool(st.has_metadata),
+        uploaded=int(st.all_time_upload),
     )
 
 
@@ -113,10 +128,11 @@ class Session:
             self._state_dir / "dht" / f"{network_id(profile)}.state" if self._state_dir else None
         )
         self._torrents: dict[bytes, _Torrent] = {}
+        self._peer_lookups: dict[bytes, list[Future[list[tuple[str, int]]]]] = {}
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
         self._ses: Any = lt.session(self._params())
-        self.dht = Dht(self._ses, self._lock)
+        self.dht = Dht(self._ses, self._lock, profile)
         self._stopping = threading.Event()
         self._closed = False
         self._loop = threading.Thread(target=self._alert_loop, name="hubless-alerts", daemon=True)
@@ -177,9 +193,11 @@ class Session:
         """Sign and store `payload` under (key, salt); return how many nodes stored it."""
         return self.dht.put(key, salt, payload, timeout)
 
-    def dht_put_signed(self, item: RawItem, timeout: float = 10.0) -> PutReport:
+    def dht_put_signed(
+        self, item: RawItem, timeout: float = 10.0, *, min_current: int | None = None
+    ) -> PutReport:
         """Store an item exactly as its publisher signed it (BEP-44 re-announce)."""
-        return self.dht.put_signed(item, timeout)
+        return self.dht.put_signed(item, timeout, min_current=min_current)
 
     # --- the alert loop -----------------------------------------------------------------------
 
@@ -203,6 +221,34 @@ class Session:
             if self._resume is not None and now >= next_resume:
                 next_resume = now + self._resume_interval
                 self._request_resume(lt.save_resume_flags_t.only_if_modified)
+            self._find_peers(now)
+
+    def _find_peers(self, now: float) -> None:
+        """A `get_peers` lookup for each unfinished download that is due (module doc)."""
+        due: list[bytes] = []
+        with self._lock:
+            for ih, t in self._torrents.items():
+                if not t.announce and now >= t.next_find:
+                    t.next_find = now + t.find_delay
+                    t.find_delay = min(t.find_delay * 2, _FIND_MAX)
+                    due.append(ih)
+        for ih in due:
+            self._ses.dht_get_peers(lt.sha1_hash(ih))
+
+    def _on_peers(self, ih: bytes, peers: list[tuple[str, int]]) -> None:
+        """Answer `dht_peers` callers; connect a download to the peers (never to ourselves)."""
+        with self._lock:
+            waiting = self._peer_lookups.pop(ih, [])
+            torrent = self._torrents.get(ih)
+        for fut in waiting:
+            if not fut.done():
+                fut.set_result(list(peers))
+        if torrent is None or torrent.announce or not torrent.handle.is_valid():
+            return
+        own = (self.profile.listen_host, self.listen_port)
+        for host, port in peers:
+            if (host, port) != own:
+                torrent.handle.connect_peer((host, port))
 
     def _dispatch(self, a: Any) -> None:
         if self.dht.handle(a):
@@ -222,13 +268,20 @@ class Session:
                 done.set()
         elif isinstance(a, lt.metadata_received_alert):
             self._with_torrent(a, lambda t: t.metadata.set())
+        elif isinstance(a, lt.cache_flushed_alert):
+            self._with_torrent(a, lambda t: t.flushed.set())
+        elif isinstance(a, lt.dht_get_peers_reply_alert):
+            self._on_peers(bytes(a.info_hash.to_bytes()), [(str(h), int(p)) for h, p in a.peers()])
         elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
             message = str(a.message())
             self._with_torrent(a, lambda t: setattr(t, "error", message))
         elif isinstance(a, lt.hash_failed_alert):
             self._with_torrent(a, lambda t: setattr(t, "hash_failures", t.hash_failures + 1))
         elif isinstance(a, lt.torrent_checked_alert):
-            if a.handle.is_valid():  # it may have been removed since the check began
+            ih = _ih_bytes(a.handle) if a.handle.is_valid() else b""
+            with self._lock:  # it may have been removed since the check began
+                torrent = self._torrents.get(ih)
+            if torrent is not None and torrent.announce:
                 a.handle.force_dht_announce()
         elif isinstance(a, lt.state_update_alert):
             self._on_status([(_ih_bytes(st.handle), st) for st in a.status])
@@ -259,22 +312,32 @@ class Session:
             raise UsageError(f"torrent {ih.hex()} is not in this session")
         return torrent.handle
 
-    def _add(self, atp: Any, on_progress: ProgressCallback | None = None) -> bytes:
+    def _add(
+        self, atp: Any, on_progress: ProgressCallback | None = None, *, announce: bool
+    ) -> bytes:
+        """Add a torrent; `announce` False: libtorrent's DHT is off for it (module doc)."""
         ih = bytes(atp.info_hashes.v1.to_bytes()) if atp.ti is None else _ih_bytes(atp.ti)
         with self._lock:
             existing = self._torrents.get(ih)
         if existing is not None:
             if on_progress is not None:
                 existing.on_progress = on_progress
+            if announce and not existing.announce:  # a finished download now seeds
+                existing.handle.unset_flags(lt.torrent_flags.disable_dht)
+                existing.announce = True
             return ih
         # Every torrent runs: a registry client seeds all it holds, no queue decides for it.
         atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
         atp.flags |= lt.torrent_flags.duplicate_is_error
+        if announce:
+            atp.flags &= ~lt.torrent_flags.disable_dht
+        else:
+            atp.flags |= lt.torrent_flags.disable_dht
         try:
             handle = self._ses.add_torrent(atp)
         except RuntimeError as exc:
             raise StoreError(f"cannot add torrent {ih.hex()}: {exc}") from exc
-        torrent = _Torrent(handle, on_progress)
+        torrent = _Torrent(handle, on_progress, announce=announce)
         if handle.status().has_metadata:
             torrent.metadata.set()
         with self._lock:
@@ -325,7 +388,7 @@ class Session:
         atp.flags |= lt.torrent_flags.upload_mode
         if trust_files:
             atp.flags |= lt.torrent_flags.seed_mode
-        ih = self._add(atp)
+        ih = self._add(atp, announce=True)
         handle = self._handle(ih)
         if upload_limit:
             handle.set_upload_limit(upload_limit)
@@ -342,8 +405,9 @@ class Session:
     ) -> bytes:
         """Start fetching a torrent (20-byte infohash or .torrent bytes); return its infohash.
 
-        Peers are found through the DHT. `file_priorities` (0 = skip, 1..7) needs the
-        .torrent bytes. `on_progress` is called from the alert thread: keep it quick.
+        Peers are found through DHT lookups that never announce this process (module doc).
+        `file_priorities` (0 = skip, 1..7) needs the .torrent bytes. `on_progress` is called
+        from the alert thread: keep it quick.
         """
         if len(source) == 20:
             ih, ti = source, None
@@ -356,10 +420,26 @@ class Session:
             if ti is None:
                 raise UsageError("file priorities need the .torrent, not only its infohash")
             atp.file_priorities = list(file_priorities)
-        added = self._add(atp, on_progress)
+        added = self._add(atp, on_progress, announce=False)
         if file_priorities is not None:
             self._handle(added).prioritize_files(list(file_priorities))
         return added
+
+    def dht_peers(self, ih: bytes, timeout: float = 10.0) -> list[tuple[str, int]]:
+        """The peers one BEP-5 `get_peers` lookup finds for `ih` (this session announces
+        nothing); raises `NetTimeoutError` when the lookup does not end in `timeout` s."""
+        fut: Future[list[tuple[str, int]]] = Future()
+        with self._lock:
+            self._peer_lookups.setdefault(ih, []).append(fut)
+        self._ses.dht_get_peers(lt.sha1_hash(ih))
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            with self._lock, contextlib.suppress(KeyError, ValueError):
+                self._peer_lookups[ih].remove(fut)
+            raise NetTimeoutError(
+                f"peer lookup of {ih.hex()} did not end in {timeout:g}s"
+            ) from None
 
     def connect_peer(self, ih: bytes, host: str, port: int) -> None:
         """Tell a torrent about a peer directly, without waiting for the DHT."""
@@ -379,8 +459,12 @@ class Session:
         return int(self._handle(ih).status().total_payload_download)
 
     def wait_finished(self, ih: bytes, timeout: float) -> Progress:
-        """Block until every wanted piece is verified on disk.
+        """Block until every wanted piece is verified and written to its file.
 
+        libtorrent reports a piece as had once its hash passed, which may be before the
+        disk thread wrote it: a file read at once can be missing or short. So a finished
+        torrent's files are then released (`flush_cache`), and this returns only after
+        libtorrent confirms it (`cache_flushed_alert`); callers read only what is on disk.
         Raises `NoPeersError` when no peer was ever connected before the deadline,
         `NetTimeoutError` when peers were there but the transfer did not finish, and
         `IntegrityError` when pieces failed their hash check and then no verified byte
@@ -401,6 +485,7 @@ class Session:
             if error:
                 raise StoreError(f"torrent {ih.hex()} failed: {error}")
             if progress.finished:
+                self._flush(ih, handle)
                 return progress
             if progress.done > last_done:
                 last_done, last_change = progress.done, now
@@ -424,6 +509,17 @@ class Session:
                 )
             time.sleep(_POLL)
 
+    def _flush(self, ih: bytes, handle: Any) -> None:
+        """Write out and close the torrent's files; wait for libtorrent to confirm it."""
+        with self._lock:
+            torrent = self._torrents.get(ih)
+        if torrent is None:
+            return
+        torrent.flushed.clear()
+        handle.flush_cache()
+        if not torrent.flushed.wait(_FLUSH_WAIT):
+            raise StoreError(f"torrent {ih.hex()}: files not written in {_FLUSH_WAIT:g}s")
+
     def fetch_metadata(self, ih: bytes, timeout: float = 30.0) -> bytes:
         """The .torrent bytes for infohash `ih`, built from the info dict peers sent.
 
@@ -444,7 +540,7 @@ class Session:
             atp.save_path = str(folder)
             atp.flags |= lt.torrent_flags.upload_mode  # metadata only: never write pieces
             try:
-                self._add(atp)
+                self._add(atp, announce=False)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
@@ -547,6 +643,7 @@ class Session:
                 )
             except (OSError, RuntimeError) as exc:
                 log.warning("could not save DHT state: %s", exc)
+        self.dht.close()
         self._stopping.set()
         self._loop.join()
         with self._lock:

@@ -33,7 +33,12 @@ _IN_FLIGHT = 4  # SHA-256 chunks queued ahead of the hashing thread
 
 
 def piece_length_for(total_size: int) -> int:
-    """Smallest power of two from 256 KiB to 16 MiB giving at most ~4096 pieces."""
+    """The content torrent's piece length in bytes for files summing to `total_size` (§5.6).
+
+    The smallest power of two P from 256 KiB to 16 MiB with `total_size <= 4096 * P`, and
+    16 MiB above 64 GiB. `total_size` is the sum of the files' sizes without padding: with
+    pad files a torrent of many small files can have more than 4096 pieces.
+    """
     piece = MIN_PIECE
     while piece < MAX_PIECE and total_size > piece * TARGET_PIECES:
         piece *= 2

@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..core.errors import KeyStoreError
-from ..core.keys import SigningKey
+from ..core.errors import KeyStoreError, UsageError
+from ..core.keys import PublicKey, SigningKey
 from ..core.refs import Reference, check_name, check_version, parse_reference
 from ..files import private_dir
 from ..net.contract import ContentTorrent, Network, Torrents
@@ -29,20 +30,34 @@ from ..store.cache import Cache
 from ..store.home import check_home
 from ..store.keystore import DEFAULT_KEY, KeyStore
 from ..store.state import State
+from . import adopt as adopt_service
+from . import cached as cached_service
+from . import catalogue as catalogue_service
 from . import export as export_service
 from . import folder as folder_service
+from . import follow as follow_service
+from . import poll as poll_service
 from . import publish as publish_service
 from . import pull as pull_service
 from . import resolve as resolve_service
 from . import seed as seed_service
 from .context import Context
+from .daemon import Daemon
 from .events import Event, Listener, ignore
+from .intervals import REPUBLISH_EVERY
 from .own_records import OwnRecordCheck, leak_error
+from .status import DaemonStatus, home_status
 
 if TYPE_CHECKING:
+    from .adopt import Imported
+    from .cached import Listing, Removal
+    from .catalogue import Catalogue, SearchHit
+    from .follow import Following, FollowResult
+    from .poll import NewVersion, PollPolicy
     from .publish import PublishResult
     from .pull import PullResult
     from .resolve import Resolution
+    from .verify import VerifyReport
 
 
 log = logging.getLogger(__name__)
@@ -89,7 +104,10 @@ class Client:
         network: Network | None = None,
         on_event: Listener = ignore,
         passphrase_prompt: Callable[[str], str] | None = None,
+        serve: bool = True,
     ) -> None:
+        """`serve` False: a one-shot process that leaves serving to the home's daemon; what
+        it publishes or pulls goes into the seeds table, and nothing is announced."""
         self.config = config or Config.resolve(os.environ)
         data_dir = self.config.data_dir
         warnings = check_home(data_dir, data_dir / "keys", self.config.cache_dir)
@@ -103,6 +121,7 @@ class Client:
             torrents=_LazyTorrents(),
             network_factory=self._open_network,
             on_event=on_event,
+            serve=serve,
             _network=network,
         )
         self._prompt = passphrase_prompt
@@ -110,13 +129,13 @@ class Client:
             log.warning("%s", warning)
             self.ctx.emit(Event("warning", warning))
 
-    def _open_network(self) -> Network:
+    def _open_network(self, join_timeout: float) -> Network:
         from ..net.session import open_session
 
         return open_session(
             self.config.profile(),
             self.config.data_dir / "session",
-            dht_timeout=self.config.dht_timeout,
+            dht_timeout=join_timeout,
             scratch_dir=self.cache.partial_root,
         )
 
@@ -211,18 +230,58 @@ class Client:
         self,
         ref: str | Reference,
         to: str | Path | None = None,
-        include: tuple[str, ...] = (),
+        include: str | Sequence[str] | None = None,
         *,
+        exclude: str | Sequence[str] | None = None,
+        version: str | None = None,
+        offline: bool = False,
         allow_yanked: bool = False,
+        hf_cache: bool | None = None,
+        progress: Listener | None = None,
     ) -> PullResult:
-        """Download a version (only files not cached), verify it, return where it is."""
-        return pull_service.pull(
-            self.ctx,
-            _ref(ref),
-            to=Path(to) if to is not None else None,
-            include=include,
-            allow_yanked=allow_yanked,
-        )
+        """Download a version (only files not cached), verify it, return where it is.
+
+        `include`/`exclude`: a glob or a list of globs on file paths (as `snapshot_download`'s
+        `allow_patterns`/`ignore_patterns`); `version`: a version label, as `@VERSION` in
+        the reference (`UsageError` when both name different versions); `offline`: only
+        what is cached (like `local_files_only`; `OfflineError` otherwise). `hf_cache` also
+        links it into the Hugging Face cache (default: the configuration's `hf_cache`,
+        HUBLESS_HF_CACHE), so `from_pretrained("KEY/NAME")` finds it offline. `progress`
+        receives this call's `Event`s (steps, and download and verify progress in bytes).
+        """
+        with self.ctx.listening(progress):
+            return pull_service.pull(
+                self.ctx,
+                _ref(ref, version),
+                to=Path(to) if to is not None else None,
+                include=include,
+                exclude=exclude,
+                allow_yanked=allow_yanked,
+                offline=offline,
+                hf_cache=hf_cache,
+            )
+
+    def verify_remote(
+        self, folder: str | Path, ref: str | Reference
+    ) -> tuple[VerifyReport, Resolution]:
+        """Check a folder another client downloaded against `ref`'s signed manifest."""
+        return adopt_service.verify_remote(self.ctx, Path(folder), _ref(ref))
+
+    def import_folder(self, folder: str | Path, ref: str | Reference) -> Imported:
+        """Adopt a verified folder into the cache as `ref`'s version, to be seeded."""
+        return adopt_service.import_folder(self.ctx, Path(folder), _ref(ref))
+
+    def list_cache(self) -> Listing:
+        """Models and versions in the cache, sizes counting shared files once (no network)."""
+        return cached_service.list_cache(self.ctx)
+
+    def remove(self, ref: str | Reference) -> Removal:
+        """Remove `KEY/NAME[@VERSION]` from the cache and free what nothing else uses."""
+        return cached_service.remove(self.ctx, _ref(ref))
+
+    def prune(self, *, dry_run: bool = False) -> Removal:
+        """Free unused blobs, abandoned downloads and leftovers (`dry_run`: only list them)."""
+        return cached_service.prune(self.ctx, dry_run=dry_run)
 
     def export_torrent(self, ref: str | Reference, path: str | Path) -> dict[str, Any]:
         """Write `ref`'s verified content .torrent to `path` for another BitTorrent client."""
@@ -248,10 +307,65 @@ class Client:
             raise error
         return checks
 
-    def seed(self, stop: threading.Event | None = None, *, key: SigningKey | None = None) -> None:
-        """Serve everything this machine holds until `stop` is set (forever by default)."""
-        seed_service.run(self.ctx, key=key, stop=stop or threading.Event())
+    def seed(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        key: SigningKey | None = None,
+        republish_interval: float = REPUBLISH_EVERY,
+    ) -> None:
+        """Run this home's daemon until `stop` is set (forever by default): serve everything
+        this home holds and keep its records alive (`hubless.Daemon`; spec §8.5)."""
+        Daemon(self, key=key, republish_interval=republish_interval).run(stop or threading.Event())
+
+    def status(self) -> DaemonStatus:
+        """What this home's daemon serves and keeps alive, read from the store."""
+        return home_status(self.config)
+
+    # --- following publishers, catalogues, search ---------------------------------------------
+
+    def follow(self, target: str | Reference | PublicKey) -> FollowResult:
+        """Follow `KEY` (every model in its index, now and later) or `KEY/NAME` (one model)."""
+        return follow_service.follow(self.ctx, _target(target))
+
+    def unfollow(self, target: str | Reference | PublicKey) -> bool:
+        """Stop following `KEY` (every follow of it) or `KEY/NAME`; False if not followed."""
+        return follow_service.unfollow(self.ctx, _target(target))
+
+    def following(self, *, acknowledge: bool = True) -> Following:
+        """What this home follows; models that left their publisher's index are flagged
+        (`removed_at`) and, with `acknowledge`, dropped once listed here."""
+        return follow_service.following(self.ctx, acknowledge=acknowledge)
+
+    def models(self, publisher: str | PublicKey) -> Catalogue:
+        """A publisher's catalogue: every model in its index, resolved (spec §4.5, §8.1)."""
+        key = publisher if isinstance(publisher, PublicKey) else PublicKey.parse(publisher)
+        return catalogue_service.catalogue(self.ctx, key)
+
+    def search(self, text: str) -> list[SearchHit]:
+        """Models this home knows whose name, tags or description hold every word of `text`."""
+        return catalogue_service.search(self.ctx, text)
+
+    def poll_follows(
+        self, now: float | None = None, *, policy: PollPolicy | None = None
+    ) -> list[NewVersion]:
+        """One poll round over what is due: the revisions the follower does not hold yet."""
+        return poll_service.poll_follows(
+            self.ctx,
+            time.time() if now is None else now,
+            policy=policy or poll_service.DEFAULT_POLICY,
+        )
 
 
-def _ref(ref: str | Reference) -> Reference:
-    return ref if isinstance(ref, Reference) else parse_reference(ref)
+def _target(target: str | Reference | PublicKey) -> Reference | PublicKey:
+    return follow_service.parse_target(target) if isinstance(target, str) else target
+
+
+def _ref(ref: str | Reference, version: str | None = None) -> Reference:
+    parsed = ref if isinstance(ref, Reference) else parse_reference(ref)
+    if version is None:
+        return parsed
+    check_version(version)
+    if parsed.version is not None and parsed.version != version:
+        raise UsageError(f"{ref} names version {parsed.version}, and version= names {version}")
+    return parsed.at(version)

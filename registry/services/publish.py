@@ -40,10 +40,12 @@ from ..core.record import Record, encode_record
 from ..core.refs import Reference, check_name, check_version
 from ..core.trust import choose_record
 from ..net.contract import ContentTorrent
+from ..store.locks import GC
 from ..store.state import KnownModel, SeedEntry
 from .context import Context
 from .events import Event
 from .folder import list_files
+from .keepalive import keep_own_put
 from .resolve import resolve
 
 INDEX_LIST_NAME = "hubless-index"  # the seeds-table name of publisher index list torrents
@@ -195,7 +197,8 @@ class _Previous:
 def _previous(ctx: Context, ref: Reference) -> _Previous | None:
     """The newest verified revision of this model, from the DHT if it knows a newer one."""
     try:
-        resolution = resolve(ctx, ref)
+        # The full lookup timeout: building on a stale revision risks publishing a seq twice.
+        resolution = resolve(ctx, ref, patience=ctx.config.dht_timeout)
         return _Previous(resolution.latest, resolution.latest_infohash, not resolution.stale)
     except EquivocationError as exc:
         # Another manifest for a seq this machine signed, under our own key (spec §8.5).
@@ -255,12 +258,16 @@ def _copy_in(ctx: Context, folder: Path, files: tuple[FileEntry, ...]) -> None:
     needed = [f for f in files if not ctx.cache.has_blob(f)]
     ctx.cache.check_space(sum(f.size for f in needed), what="keeping a copy of the files")
     ctx.emit(Event("cache", f"keeping a copy of {len(needed)} files in the cache"))
-    for entry in needed:
-        try:
-            ctx.cache.add_blob(folder / entry.path, entry)
-        except IntegrityError as exc:
-            exc.hint = "a file changed while it was published; nothing was signed: publish again"
-            raise
+    wait = ctx.config.transfer_timeout
+    with ctx.cache.locks.hold(GC, shared=True, timeout=wait, what="the cache (a prune runs)"):
+        for entry in needed:
+            try:
+                ctx.cache.add_blob(folder / entry.path, entry)
+            except IntegrityError as exc:
+                exc.hint = (
+                    "a file changed while it was published; nothing was signed: publish again"
+                )
+                raise
 
 
 def _serve(
@@ -277,7 +284,9 @@ def _serve(
         manifest_file = ctx.cache.save_manifest(digest, signed)
     except OSError as exc:
         raise StoreError(f"cannot keep the signed manifest: {exc.strerror or exc}") from exc
-    snapshot = ctx.cache.snapshot(m.publisher, m.name, m.seq, m.files, signed)
+    wait = ctx.config.transfer_timeout
+    with ctx.cache.locks.hold(GC, shared=True, timeout=wait, what="the cache (a prune runs)"):
+        snapshot = ctx.cache.snapshot(m.publisher, m.name, m.seq, m.files, signed)
     seeds = ctx.cache.seed_dir(m.content_infohash, m.name, snapshot)
     ctx.seed_torrent(
         SeedEntry(
@@ -288,10 +297,14 @@ def _serve(
             m.seq,
             manifest_torrent,
             manifest_file.parent,
-        )
+        ),
+        start=True,
     )
     ctx.seed_torrent(
-        SeedEntry(m.content_infohash, "content", m.publisher, m.name, m.seq, content_torrent, seeds)
+        SeedEntry(
+            m.content_infohash, "content", m.publisher, m.name, m.seq, content_torrent, seeds
+        ),
+        start=True,
     )
 
 
@@ -310,16 +323,16 @@ def _put_index_or_warn(ctx: Context, key: SigningKey, name: str) -> None:
 
 
 def _put_record(ctx: Context, key: SigningKey, ref: Reference, record: Record) -> int:
-    """Put our record; when no node stored it, say whether a concurrent publish won.
+    """Put our record and keep the signed item (§8.5); when no node stored it, say whether
+    a concurrent publish won.
 
     The revision is signed, remembered and served already: a failed put leaves a state the
     next publish of the same folder and label (or `seed --key`) completes (spec §8.3).
     """
     ctx.emit(Event("put", f"putting the record for {ref.name} into the DHT"))
+    payload = encode_record(record)
     try:
-        nodes = ctx.network.dht_put(key, ref.salt, encode_record(record), ctx.config.dht_timeout)
-        ctx.emit(Event("stored", f"the record for {ref.name} is stored on {nodes} DHT nodes"))
-        return nodes
+        nodes = ctx.network.dht_put(key, ref.salt, payload, ctx.config.dht_timeout)
     except NetworkError as failed:
         failed.hint = (
             f"seq {record.seq} ({record.version}) is signed and kept here; run the same "
@@ -342,6 +355,9 @@ def _put_record(ctx: Context, key: SigningKey, ref: Reference, record: Record) -
                 "machine holding this key); check `hubless history`, then publish again",
             ) from failed
         raise
+    keep_own_put(ctx, ref.publisher, ref.salt, payload, record.seq)
+    ctx.emit(Event("stored", f"the record for {ref.name} is stored on {nodes} DHT nodes"))
+    return nodes
 
 
 def put_index(ctx: Context, key: SigningKey, name: str | None = None) -> int:
@@ -357,11 +373,15 @@ def put_index(ctx: Context, key: SigningKey, name: str | None = None) -> int:
         path = ctx.cache.save_index_list(digest, data)
         torrent, ih = ctx.torrents.blob_torrent(path.name, data)
         ctx.seed_torrent(
-            SeedEntry(ih, "manifest", key.public, INDEX_LIST_NAME, seq, torrent, path.parent)
+            SeedEntry(ih, "manifest", key.public, INDEX_LIST_NAME, seq, torrent, path.parent),
+            start=True,
         )
         index = IndexRecord(seq, now, list_infohash=ih, list_hash=digest)
     ctx.emit(Event("index", f"updating the publisher index ({len(names)} models)"))
-    return ctx.network.dht_put(key, INDEX_SALT, encode_index(index), ctx.config.dht_timeout)
+    payload = encode_index(index)
+    nodes = ctx.network.dht_put(key, INDEX_SALT, payload, ctx.config.dht_timeout)
+    keep_own_put(ctx, key.public, INDEX_SALT, payload, index.seq)
+    return nodes
 
 
 def _result(

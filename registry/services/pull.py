@@ -4,6 +4,12 @@ Only files whose SHA-256 is not in the cache are downloaded; every downloaded fi
 hashed against the manifest before it enters the cache; the snapshot folder appears by one
 rename once complete. Downloads run in `cache/partial/<infohash>` so that a killed pull
 continues where it stopped.
+
+Pulls share the cache safely (spec §8.4): a content torrent is downloaded by one process or
+thread at a time (a file lock per infohash); the others wait, then find its files in the
+cache and download nothing. Every pull holds its model's lock shared (and the cache's `gc`
+lock shared), so `hubless rm` and `prune` never delete what a running pull uses. A version
+named exactly whose files are all cached is returned without the network.
 """
 
 from __future__ import annotations
@@ -12,21 +18,32 @@ import fnmatch
 import hashlib
 import os
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import IntegrityError, NoPeersError, UsageError
-from ..core.manifest import FileEntry, Manifest
+from ..core.errors import IntegrityError, NoPeersError, OfflineError, UsageError
+from ..core.manifest import FileEntry, Manifest, VerifiedManifest
 from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
 from ..net.contract import Progress
 from ..store.cache import materialise
+from ..store.locks import GC
 from ..store.state import SeedEntry
 from .context import Context
 from .events import Event
-from .resolve import Resolution, resolve
+from .hfview import add_to_hf_cache
+from .resolve import Resolution, resolve, resolve_cached
+
+GC_LOCK = GC
+
+
+def model_lock(manifest_or_ref: Manifest | Reference) -> str:
+    """The lock a pull holds shared and `rm` exclusive for one model."""
+    return f"model-{manifest_or_ref.publisher.text}-{manifest_or_ref.name}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,7 @@ class PullResult:
     downloaded_bytes: int
     fetched_size: int
     repaired: tuple[str, ...] = ()
+    hf_cache: Path | None = None  # the Hugging Face cache's repo folder, when linked there
 
     def __repr__(self) -> str:
         m = self.resolution.target.manifest
@@ -58,19 +76,54 @@ class PullResult:
             "downloaded_bytes": self.downloaded_bytes,
             "fetched_size": self.fetched_size,
             "repaired_files": list(self.repaired),
+            "hf_cache": str(self.hf_cache) if self.hf_cache is not None else None,
         }
 
 
-def select(manifest: Manifest, include: tuple[str, ...]) -> tuple[FileEntry, ...]:
+Patterns = str | Sequence[str] | None
+
+
+def patterns(value: Patterns, what: str) -> tuple[str, ...]:
+    """Glob patterns from one string or a list of them (a string is one pattern, never its
+    characters one by one); `UsageError` for anything else."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise UsageError(f"{what} must be a glob pattern or a list of them, not {value!r}")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which files of a version to pull: those matching any `include` glob (all when none),
+    minus those matching any `exclude` glob. Globs match the whole path (`fnmatch`)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, include: Patterns = None, exclude: Patterns = None) -> Selection:
+        return cls(patterns(include, "include"), patterns(exclude, "exclude"))
+
+    def files(self, manifest: Manifest) -> tuple[FileEntry, ...]:
+        """The chosen files; `UsageError` when a selection leaves none."""
+        chosen = tuple(
+            f
+            for f in manifest.files
+            if (not self.include or any(fnmatch.fnmatchcase(f.path, g) for g in self.include))
+            and not any(fnmatch.fnmatchcase(f.path, g) for g in self.exclude)
+        )
+        if not chosen:
+            asked = ", ".join([*self.include, *(f"not {g}" for g in self.exclude)])
+            raise UsageError(f"no file of {manifest.name} matches {asked}")
+        return chosen
+
+
+def select(manifest: Manifest, include: Patterns = None) -> tuple[FileEntry, ...]:
     """The manifest's files matching any of the `include` globs (all files when none)."""
-    if not include:
-        return manifest.files
-    chosen = tuple(
-        f for f in manifest.files if any(fnmatch.fnmatchcase(f.path, g) for g in include)
-    )
-    if not chosen:
-        raise UsageError(f"no file of {manifest.name} matches {', '.join(include)}")
-    return chosen
+    return Selection.of(include).files(manifest)
 
 
 def pull(
@@ -78,17 +131,54 @@ def pull(
     ref: Reference,
     *,
     to: Path | None = None,
-    include: tuple[str, ...] = (),
+    include: Patterns = None,
+    exclude: Patterns = None,
     allow_yanked: bool = False,
+    offline: bool = False,
+    hf_cache: bool | None = None,
 ) -> PullResult:
     """Resolve `ref`, fetch the files not cached, verify each, return the folder (§8.4).
 
+    `hf_cache` (default: `config.hf_cache`) also links the version into the Hugging Face
+    cache (`hubless.store.hfcache`).
+
     Everything local (`to`) is checked before any network work. Raises `UsageError` for a
-    `to` that exists and is not an empty folder, or a yanked latest version.
+    `to` that exists and is not an empty folder, or a yanked latest version; `OfflineError`
+    when `offline` (or `config.offline`) and something is not in the cache;
+    `NetTimeoutError` when another pull of the same files did not finish in time.
     """
+    selection = Selection.of(include, exclude)
     if to is not None:
         check_target(to)
-    resolution = resolve(ctx, ref)
+    locks = ctx.cache.locks
+    wait = ctx.config.transfer_timeout
+    with (
+        locks.hold(GC_LOCK, shared=True, timeout=wait, what="the cache (a prune or rm runs)"),
+        locks.hold(model_lock(ref), shared=True, timeout=wait, what=f"{ref.name} (rm runs)"),
+    ):
+        result = _pull(ctx, ref, to, selection, allow_yanked, offline)
+        if ctx.config.hf_cache if hf_cache is None else hf_cache:
+            files = selection.files(result.resolution.target.manifest)
+            view = add_to_hf_cache(ctx, result.resolution.target, files)
+            result = replace(result, hf_cache=view)
+        return result
+
+
+def _pull(
+    ctx: Context,
+    ref: Reference,
+    to: Path | None,
+    selection: Selection,
+    allow_yanked: bool,
+    offline: bool,
+) -> PullResult:
+    resolution = resolve_cached(ctx, ref) if not offline else None
+    if resolution is not None and any(
+        not ctx.cache.has_blob(f) for f in selection.files(resolution.target.manifest)
+    ):
+        resolution = None  # not all in the cache: ask the network, the version may be yanked
+    if resolution is None:
+        resolution = resolve(ctx, ref, offline=offline)
     if resolution.yanked is not None and ref.version is None and not allow_yanked:
         raise UsageError(
             f"the latest version of {ref.name} ({resolution.target.manifest.version}) is yanked: "
@@ -97,19 +187,95 @@ def pull(
         )
     if resolution.yanked is not None:
         ctx.emit(Event("resolve", f"warning: this version is yanked: {resolution.yanked}"))
-    manifest = resolution.target.manifest
-    files = select(manifest, include)
-    needed = [f for f in files if not ctx.cache.has_blob(f)]
-    check_room(ctx, manifest, needed, files, to)
-    downloaded = _download(ctx, manifest, needed) if needed else 0
-    complete = len(files) == len(manifest.files)
+    fetched = fetch_release(
+        ctx,
+        resolution.target,
+        include=selection.include,
+        exclude=selection.exclude,
+        to=to,
+        offline=offline,
+    )
+    return PullResult(
+        fetched.path,
+        resolution,
+        len(fetched.files),
+        len(fetched.needed),
+        len(fetched.files) - len(fetched.needed),
+        fetched.downloaded_bytes,
+        sum(f.size for f in fetched.needed),
+        fetched.repaired,
+    )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Where a verified release landed, which files it has and which were downloaded."""
+
+    path: Path
+    files: tuple[FileEntry, ...]
+    needed: tuple[FileEntry, ...]
+    downloaded_bytes: int
+    repaired: tuple[str, ...] = ()  # cached files found altered and rebuilt (spec §8.4)
+
+
+def fetch_release(
+    ctx: Context,
+    target: VerifiedManifest,
+    *,
+    include: Patterns = None,
+    exclude: Patterns = None,
+    to: Path | None = None,
+    offline: bool = False,
+) -> Fetched:
+    """Fetch the files of a verified manifest not in the cache, verify each, build the folder.
+
+    The snapshot of a complete selection is seeded. `target` must have passed every rule of
+    spec §8.1 (a `Resolution`'s target, a follower's new version). One process or thread
+    downloads a content torrent at a time; the others wait (up to the transfer timeout) and
+    take what it left in the cache. The disks' free space is checked before downloading
+    (`check_room`, under that lock), and a cached snapshot found altered is rebuilt from the
+    blobs (§8.4). Raises `UsageError` when no file matches the selection, `StoreError` when
+    the disks lack room, `IntegrityError` for a file whose bytes differ from the manifest,
+    `OfflineError` when
+    files are missing and the network may not be used, `NetTimeoutError` when another
+    download of it did not end in time, `StoreError` and the network's errors.
+    """
+    manifest = target.manifest
+    locks = ctx.cache.locks
+    wait = ctx.config.transfer_timeout
+    with (  # shared: a pull holds them already; a follower's fetch takes them here
+        locks.hold(GC_LOCK, shared=True, timeout=wait, what="the cache (a prune or rm runs)"),
+        locks.hold(model_lock(manifest), shared=True, timeout=wait, what=f"{manifest.name}"),
+    ):
+        return _fetch(ctx, target, Selection.of(include, exclude), to, offline)
+
+
+def _fetch(
+    ctx: Context, target: VerifiedManifest, selection: Selection, to: Path | None, offline: bool
+) -> Fetched:
+    manifest = target.manifest
+    files = selection.files(manifest)
     cache = ctx.cache
-    repaired: tuple[str, ...] = ()
+    needed = tuple(f for f in files if not cache.has_blob(f))
+    downloaded = 0
+    if needed:
+        if offline or ctx.config.offline:
+            raise OfflineError(
+                f"{len(needed)} of the {len(files)} files of {manifest.name} "
+                f"{manifest.version} are not in the cache"
+            )
+        with _content_lock(ctx, manifest):
+            needed = tuple(f for f in files if not cache.has_blob(f))  # what the other left
+            if needed:
+                check_room(ctx, manifest, list(needed), files, to)
+                downloaded = _download(ctx, manifest, list(needed))
+    elif to is not None:
+        check_room(ctx, manifest, [], files, to)
+    complete = len(files) == len(manifest.files)
+    data = target.data
     if complete:
-        snapshot, repaired = cache.checked_folder(
-            cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq),
-            files,
-            resolution.target.data,
+        path, repaired = cache.checked_snapshot(
+            manifest.publisher, manifest.name, manifest.seq, files, data
         )
         ih = manifest.content_infohash
         torrent = cache.torrent(ih)
@@ -122,33 +288,34 @@ def pull(
                     manifest.name,
                     manifest.seq,
                     torrent,
-                    cache.seed_dir(ih, manifest.name, snapshot),
+                    cache.seed_dir(ih, manifest.name, path),
                 )
             )
-        path = snapshot
-    if to is not None:
-        path = _place(ctx, manifest, files, to.absolute(), resolution.target.data)
-    elif not complete:
+    else:
         tag = hashlib.sha256("\0".join(f.path for f in files).encode()).hexdigest()[:12]
-        final = cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq)
-        path, repaired = cache.checked_folder(
-            final.with_name(f"{final.name}~{tag}"), files, resolution.target.data
+        path, repaired = cache.checked_snapshot(
+            manifest.publisher, manifest.name, manifest.seq, files, data, tag=tag, partial=True
         )
     if repaired:
         ctx.emit(
             Event("verify", f"repaired the cached copy of {manifest.name}: {', '.join(repaired)}")
         )
-    fetched = sum(f.size for f in needed)
+    if to is not None:
+        # absolute, not resolved: a link at `to` is refused, never followed (spec §8.4)
+        path = _place(ctx, manifest, files, to.absolute(), data, partial=not complete)
     ctx.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
-    return PullResult(
-        path,
-        resolution,
-        len(files),
-        len(needed),
-        len(files) - len(needed),
-        downloaded,
-        fetched,
-        repaired,
+    return Fetched(path, files, needed, downloaded, repaired)
+
+
+def _content_lock(ctx: Context, manifest: Manifest) -> AbstractContextManager[object]:
+    """One process or thread downloads a content torrent at a time (a file lock)."""
+    return ctx.cache.locks.hold(
+        f"content-{manifest.content_infohash.hex()}",
+        timeout=ctx.config.transfer_timeout,
+        on_wait=lambda: ctx.emit(
+            Event("download", f"waiting for another pull of {manifest.name} to finish")
+        ),
+        what=f"the download of {manifest.name} {manifest.version}",
     )
 
 
@@ -190,19 +357,27 @@ def _same_disk(path: Path, other: Path) -> bool:
 
 
 def _place(
-    ctx: Context, manifest: Manifest, files: tuple[FileEntry, ...], to: Path, data: bytes
+    ctx: Context,
+    manifest: Manifest,
+    files: tuple[FileEntry, ...],
+    to: Path,
+    data: bytes,
+    *,
+    partial: bool,
 ) -> Path:
     """Copy `files` from the cache to `to`, hashing each copy; a blob found altered is
-    removed, fetched again from peers, and the copy made once more (spec §8.4)."""
+    removed, fetched again from peers (under the content lock), and the copy made once
+    more (spec §8.4)."""
     try:
-        return materialise(ctx.cache, files, to, data, link=False)
+        return materialise(ctx.cache, files, to, data, link=False, partial=partial)
     except IntegrityError as exc:
-        lost = [f for f in files if not ctx.cache.has_blob(f)]
-        if not lost:
-            raise
         ctx.emit(Event("verify", f"{exc.message}; fetching it again"))
-        _download(ctx, manifest, lost)
-    return materialise(ctx.cache, files, to, data, link=False)
+        with _content_lock(ctx, manifest):
+            lost = [f for f in files if not ctx.cache.has_blob(f)]
+            if not lost:
+                raise
+            _download(ctx, manifest, lost)
+    return materialise(ctx.cache, files, to, data, link=False, partial=partial)
 
 
 def check_target(to: Path) -> None:
@@ -234,6 +409,7 @@ def content_torrent(ctx: Context, manifest: Manifest) -> tuple[bytes, Metainfo]:
     """The manifest's content .torrent (kept, or from peers), checked to list its files."""
     ih = manifest.content_infohash
     torrent = ctx.cache.torrent(ih) or ctx.network.fetch_metadata(ih, ctx.config.dht_timeout)
+    # (callers fetching it hold the content lock: one metadata fetch per infohash at a time)
     meta = parse_metainfo(torrent)
     check_matches_manifest(meta, manifest)
     ctx.cache.save_torrent(ih, torrent)
@@ -251,8 +427,10 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
     folder = ctx.cache.partial_dir(ih)
     total = sum(f.size for f in needed)
 
+    emit = ctx.emitter()  # progress comes on libtorrent's thread, not the caller's
+
     def progress(p: Progress) -> None:
-        ctx.emit(
+        emit(
             Event(
                 "download",
                 f"downloading {manifest.name} {manifest.version}",

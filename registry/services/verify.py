@@ -2,7 +2,9 @@
 
 A pulled folder carries `.hubless/manifest`; the manifest's own signature is checked under
 the publisher key it names (or the one the caller expects), then every file's size and
-SHA-256. Extra files are reported but are no failure of the model itself.
+SHA-256. Extra files are reported but are no failure of the model itself. A partial pull
+also carries `.hubless/selection`: then exactly the selected files are checked, and the
+report says so (the selection is not signed: it only says what was asked for).
 
 The folder is not trusted: every file is opened without following symbolic links below it
 and must be a regular file (a FIFO never blocks, `/dev/zero` is never read), and the
@@ -30,7 +32,10 @@ from ..core.manifest import (
     verify_manifest,
 )
 from ..files import NotRegularFileError, TooLargeError, open_regular, read_regular
-from ..store.cache import METADATA_DIR
+from ..store.cache import METADATA_DIR, read_selection
+
+#: Where BitTorrent clients that write BEP-47 pad files put them (aria2: `<name>/.pad/N`).
+PAD_DIR = ".pad"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class VerifyReport:
     missing: tuple[str, ...] = ()
     modified: tuple[str, ...] = ()
     extra: tuple[str, ...] = field(default=())
+    selected: int | None = None  # files of a partial pull's selection; None: all were asked
+    pads: tuple[str, ...] = ()  # BEP-47 pad files another client left (ignored)
 
     @property
     def ok(self) -> bool:
@@ -59,6 +66,8 @@ class VerifyReport:
             "missing": list(self.missing),
             "modified": list(self.modified),
             "extra": list(self.extra),
+            "selected": self.selected,
+            "pads": list(self.pads),
         }
 
 
@@ -105,6 +114,32 @@ def verify_folder(folder: Path, publisher: PublicKey | None = None) -> VerifyRep
     as modified; links are never followed below `folder`.
     """
     verified = load_folder_manifest(folder, publisher)
+    selection = read_selection(folder)
+    files = verified.manifest.files
+    if selection is not None:
+        unknown = selection - {f.path for f in files}
+        if unknown:
+            raise UsageError(
+                f"{folder}/{METADATA_DIR}/selection names files the manifest does not list: "
+                + ", ".join(sorted(unknown)[:3])
+            )
+        files = tuple(f for f in files if f.path in selection)
+    return check_files(folder, verified, files, selected=selection is not None)
+
+
+def check_files(
+    folder: Path,
+    verified: VerifiedManifest,
+    files: tuple[FileEntry, ...] | None = None,
+    *,
+    selected: bool = False,
+) -> VerifyReport:
+    """Check `files` (default: all the manifest lists) under `folder` by size and SHA-256.
+
+    A folder another BitTorrent client downloaded may hold BEP-47 pad files under a
+    top-level `.pad/` (aria2 writes them): they are reported as `pads`, not as extra.
+    """
+    files = verified.manifest.files if files is None else files
 
     def check(entry: FileEntry) -> str:
         try:
@@ -118,16 +153,17 @@ def verify_folder(folder: Path, publisher: PublicKey | None = None) -> VerifyRep
                 return "modified"
             return "ok" if hashlib.file_digest(f, "sha256").digest() == entry.sha256 else "modified"
 
-    files = verified.manifest.files
     with ThreadPoolExecutor(max_workers=2) as pool:
         states = list(pool.map(check, files))
-    listed = {f.path for f in files}
-    extra = []
+    listed = {f.path for f in verified.manifest.files}
+    extra, pads = [], []
     for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if d != METADATA_DIR or Path(root) != folder]
         for name in names:
             rel = Path(root, name).relative_to(folder).as_posix()
-            if rel not in listed:
+            if rel.startswith(PAD_DIR + "/"):
+                pads.append(rel)
+            elif rel not in listed:
                 extra.append(rel)
     return VerifyReport(
         folder,
@@ -136,4 +172,6 @@ def verify_folder(folder: Path, publisher: PublicKey | None = None) -> VerifyRep
         tuple(f.path for f, s in zip(files, states, strict=True) if s == "missing"),
         tuple(f.path for f, s in zip(files, states, strict=True) if s == "modified"),
         tuple(sorted(extra)),
+        len(files) if selected else None,
+        tuple(sorted(pads)),
     )

@@ -6,17 +6,21 @@
     CACHE/manifests/<hash>.hubless-manifest    signed manifests, seeded as manifest torrents
     CACHE/partial/<infohash>/                  downloads in progress (resume from here)
     CACHE/tmp/                                 blobs being copied or hashed
+    CACHE/locks/<name>.lock                    file locks: who downloads or builds what now
 
 A file enters `blobs/` only after its SHA-256 matched, and a snapshot appears under its
 final name only by one rename of a complete folder: a half-finished pull never looks done.
 Temporary names carry their process's id; opening the cache removes those of processes
 that no longer run (a publish or pull killed with SIGKILL, spec §8.3).
+Processes and threads sharing the cache take turns through `locks` (`hubless.store.locks`):
+one builds a snapshot, the others wait and then find it there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -38,6 +42,7 @@ from ..files import (
     read_regular,
     remove_stale,
 )
+from .locks import Locks
 
 CACHEDIR_TAG = (
     b"Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -69,6 +74,7 @@ class Cache:
             tag = root / "CACHEDIR.TAG"
             if not tag.exists():
                 atomic_write(tag, CACHEDIR_TAG)
+            self.locks = Locks(root / "locks")
         except OSError as exc:
             raise StoreError(f"cannot use the cache {root}: {exc.strerror or exc}") from exc
 
@@ -155,15 +161,48 @@ class Cache:
         return self.model_dir(publisher, name) / "snapshots" / str(seq)
 
     def snapshot(
-        self, publisher: PublicKey, name: str, seq: int, files: Iterable[FileEntry], manifest: bytes
+        self,
+        publisher: PublicKey,
+        name: str,
+        seq: int,
+        files: Iterable[FileEntry],
+        manifest: bytes,
+        *,
+        tag: str | None = None,
+        partial: bool = False,
     ) -> Path:
-        """The complete snapshot folder of one version, built from blobs if not there yet,
-        and checked (and repaired) if it is (see `checked_folder`)."""
+        """The snapshot folder of one version, built from blobs if not there yet, and
+        checked (and repaired) if it is (see `checked_snapshot`)."""
+        return self.checked_snapshot(
+            publisher, name, seq, files, manifest, tag=tag, partial=partial
+        )[0]
+
+    def checked_snapshot(
+        self,
+        publisher: PublicKey,
+        name: str,
+        seq: int,
+        files: Iterable[FileEntry],
+        manifest: bytes,
+        *,
+        tag: str | None = None,
+        partial: bool = False,
+    ) -> tuple[Path, tuple[str, ...]]:
+        """The snapshot folder of one version and the paths repaired in it (`checked_folder`).
+
+        `tag` names a partial selection (`<seq>~<tag>`, with `partial`: it also holds
+        `.hubless/selection`), else the folder holds every file. Several processes asking
+        at once build or repair it once: the others wait, then find it checked.
+        """
         final = self.snapshot_dir(publisher, name, seq)
-        return self.checked_folder(final, files, manifest)[0]
+        if tag is not None:
+            final = final.with_name(f"{final.name}~{tag}")
+        lock = "snapshot-" + hashlib.sha256(str(final).encode()).hexdigest()[:32]
+        with self.locks.hold(lock, what=f"the snapshot {final}"):
+            return self.checked_folder(final, files, manifest, partial=partial)
 
     def checked_folder(
-        self, final: Path, files: Iterable[FileEntry], manifest: bytes
+        self, final: Path, files: Iterable[FileEntry], manifest: bytes, *, partial: bool = False
     ) -> tuple[Path, tuple[str, ...]]:
         """`final` holding exactly what `files` and `manifest` sign, and what was repaired.
 
@@ -176,12 +215,15 @@ class Cache:
         if not final.is_dir() or final.is_symlink():
             if final.is_symlink() or final.exists():
                 self._set_aside(final)
-            return materialise(self, entries, final, manifest), ()
+            return materialise(self, entries, final, manifest, partial=partial), ()
         damaged = tuple(e.path for e in entries if not self._intact(final, e))
         if not damaged and _holds(final, f"{METADATA_DIR}/manifest", manifest):
-            return final, ()
+            if not partial or _holds_selection(final, entries):
+                return final, ()
+            damaged = (f"{METADATA_DIR}/{SELECTION}",)
         self._set_aside(final)
-        return materialise(self, entries, final, manifest), damaged or (f"{METADATA_DIR}/manifest",)
+        rebuilt = materialise(self, entries, final, manifest, partial=partial)
+        return rebuilt, damaged or (f"{METADATA_DIR}/manifest",)
 
     def _intact(self, folder: Path, entry: FileEntry) -> bool:
         """Whether `folder/entry.path` is the blob of `entry`, checked without following links."""
@@ -237,9 +279,12 @@ class Cache:
             atomic_write(path, data)
         return path
 
+    def index_list_path(self, digest: bytes) -> Path:
+        return self.root / "manifests" / (digest.hex() + INDEX_LIST_SUFFIX)
+
     def save_index_list(self, digest: bytes, data: bytes) -> Path:
         """A publisher index list, named by its SHA-256 like manifests, for seeding."""
-        path = self.root / "manifests" / (digest.hex() + INDEX_LIST_SUFFIX)
+        path = self.index_list_path(digest)
         if not path.exists():
             atomic_write(path, data)
         return path
@@ -273,7 +318,13 @@ def _holds(folder: Path, relpath: str, data: bytes) -> bool:
 
 
 def materialise(
-    cache: Cache, files: Iterable[FileEntry], final: Path, manifest: bytes, *, link: bool = True
+    cache: Cache,
+    files: Iterable[FileEntry],
+    final: Path,
+    manifest: bytes,
+    *,
+    link: bool = True,
+    partial: bool = False,
 ) -> Path:
     """Build a folder of `files` from blobs next to `final`, then rename it into place.
 
@@ -285,8 +336,11 @@ def materialise(
     a crash leaves only that, and the next build of `final` removes the leftovers of dead
     processes. `link` hard-links the read-only blobs (cache snapshots); folders a user owns
     get copies. The signed manifest goes to `.hubless/manifest` so `hubless verify` can check
-    the folder. Raises `StoreError` when `final` is taken or the disk refuses a write.
+    the folder; a `partial` selection also writes `.hubless/selection` (`write_selection`),
+    so that verify checks exactly the files that were asked for. Raises `StoreError` when
+    `final` is taken or the disk refuses a write.
     """
+    files = list(files)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         _check_empty_target(final)
@@ -318,6 +372,8 @@ def materialise(
             )
         (tmp / METADATA_DIR).mkdir(parents=True, exist_ok=True)
         (tmp / METADATA_DIR / "manifest").write_bytes(manifest)
+        if partial:
+            write_selection(tmp, [f.path for f in files])
         _check_empty_target(final)
         with contextlib.suppress(FileNotFoundError):
             final.rmdir()  # an empty folder the user named with --to
@@ -337,3 +393,47 @@ def _check_empty_target(final: Path) -> None:
         raise StoreError(f"{final} is a symbolic link; hubless does not write through links")
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise StoreError(f"{final} already exists and is not empty")
+
+
+SELECTION = "selection"
+#: Largest `.hubless/selection` read, in bytes (a manifest lists at most this much too).
+MAX_SELECTION_SIZE = 32 * 1024 * 1024
+
+
+def write_selection(folder: Path, paths: list[str]) -> None:
+    """Record in `folder/.hubless/selection` which of the manifest's files a pull chose.
+
+    JSON `{"files": [path, ...]}`, sorted. It is not signed: it says what was asked for, so
+    that a check of the folder does not report the rest as missing (spec §8.6).
+    """
+    data = json.dumps({"files": sorted(paths)}, indent=1).encode() + b"\n"
+    (folder / METADATA_DIR / SELECTION).write_bytes(data)
+
+
+def read_selection(folder: Path) -> frozenset[str] | None:
+    """The paths `folder/.hubless/selection` names, None without one; `StoreError` if it
+    is not what `write_selection` writes."""
+    path = folder / METADATA_DIR / SELECTION
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SELECTION_SIZE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        doc = json.loads(data) if len(data) <= MAX_SELECTION_SIZE else None
+    except ValueError:
+        doc = None
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(files, list) or not all(isinstance(p, str) for p in files):
+        raise StoreError(f"{path} is not a selection hubless wrote", hint="remove it to check all")
+    return frozenset(files)
+
+
+def _holds_selection(folder: Path, files: tuple[FileEntry, ...]) -> bool:
+    """Whether `folder/.hubless/selection` names exactly `files` (a partial snapshot)."""
+    try:
+        return read_selection(folder) == frozenset(f.path for f in files)
+    except StoreError:
+        return False

@@ -93,9 +93,7 @@ class KeyStore:
         try:
             doc = json.loads(path.read_text())
         except FileNotFoundError:
-            raise KeyStoreError(
-                f"no key named {name!r}", hint="create one with: hubless key new"
-            ) from None
+            raise KeyStoreError(f"no key named {name!r}", hint=self._other_keys()) from None
         except (OSError, ValueError) as exc:
             raise KeyStoreError(f"key file {path} is unreadable: {exc}") from exc
         if not isinstance(doc, dict) or doc.get("format") != KEY_FILE_FORMAT:
@@ -103,6 +101,13 @@ class KeyStore:
         if os.stat(path).st_mode & 0o077:
             raise KeyStoreError(f"key file {path} is readable by others", hint=f"chmod 600 {path}")
         return doc, path
+
+    def _other_keys(self) -> str:
+        """A hint for a key name that does not exist: the names that do, or how to make one."""
+        names = sorted(p.stem for p in self.folder.glob("*.key")) if self.folder.is_dir() else []
+        if not names:
+            return "there is no key here yet: create one with: hubless key new"
+        return f"the keys here are: {', '.join(names)} (or create one with: hubless key new)"
 
     def info(self, name: str) -> KeyInfo:
         doc, path = self._read(name)
@@ -140,7 +145,11 @@ class KeyStore:
                         bytes.fromhex(str(doc["sealed_seed"]))
                     )
                 except nacl.exceptions.CryptoError:
-                    raise KeyStoreError(f"wrong passphrase for key {name!r}") from None
+                    raise KeyStoreError(
+                        f"wrong passphrase for key {name!r}",
+                        hint="the passphrase is wrong: type it again, or correct "
+                        "HUBLESS_PASSPHRASE if it is set",
+                    ) from None
                 key = SigningKey(seed)
             else:
                 raise KeyStoreError(f"key file {path} uses unknown protection {doc['kdf']!r}")

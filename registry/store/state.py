@@ -2,21 +2,32 @@
 
 Every write is one transaction, so a crash at any line leaves the old state or the new.
 The highest seq and the manifest seen for each model are what defeat rollback (spec §8.2).
+The database is also how processes of one home talk: the daemon polls it (`data_version`)
+for what others publish, pull or remove. The tables the daemon keeps records alive with
+(exact signed items, their health, seed statistics) are read and written by
+`hubless.store.keepalive`; their schema is here, with every other table's.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import StoreError
 from ..core.keys import PublicKey
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 2 adds kept_items, record_health, seed_stats and daemon (spec §8.5); a schema-1
+# database gains them empty when opened, and its models are re-put once a resolve or the
+# key holder stores their signed items.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
@@ -66,6 +77,43 @@ CREATE TABLE IF NOT EXISTS index_seq (
     publisher TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS kept_items (
+    publisher TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    own_seq INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    kept_at INTEGER NOT NULL,
+    PRIMARY KEY (publisher, salt)
+);
+CREATE TABLE IF NOT EXISTS record_health (
+    publisher TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    checked_at INTEGER NOT NULL,
+    current INTEGER,
+    put_at INTEGER,
+    stored INTEGER,
+    queried INTEGER,
+    outcome TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (publisher, salt)
+);
+CREATE TABLE IF NOT EXISTS seed_stats (
+    infohash BLOB PRIMARY KEY,
+    peers INTEGER NOT NULL,
+    uploaded INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS daemon (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    republish_interval REAL NOT NULL,
+    listen_port INTEGER NOT NULL
+);
 """
 
 
@@ -93,60 +141,106 @@ class SeedEntry:
     save_path: Path
 
 
+#: Seconds a write waits for another process's transaction (SQLite's busy timeout).
+BUSY_TIMEOUT = 60.0
+
+
 class State:
-    """The state database at `path`; one connection per instance, used from one thread."""
+    """The state database at `path`: one connection per instance, shared by its threads.
+
+    Many processes may open one database at once (WAL mode, a busy timeout, and a file lock
+    around the first open, which switches the journal mode and creates the tables). Within
+    a process, one lock serialises the threads that share the connection.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._mutex = threading.RLock()
         try:
-            self._db = sqlite3.connect(
-                path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            with self.transaction() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-                if row is None:
-                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"state database {path} is from a newer hubless (schema {row[0]})"
-                    )
+            with _setup_lock(path):
+                self._db = sqlite3.connect(
+                    path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                )
+                self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._create(path)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {path}: {exc}") from exc
 
+    def _create(self, path: Path) -> None:
+        with self.transaction() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(f"state database {path} is from a newer hubless (schema {row[0]})")
+            if row is None or int(row[0]) < SCHEMA_VERSION:
+                # Older schemas only lack tables, which the statements above created.
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+
     def close(self) -> None:
-        self._db.close()
+        with self._mutex:
+            self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        return int(row[0])
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits (SQLite's
+        `PRAGMA data_version`): the daemon's cheap "did another process write?" poll."""
+        try:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"state database is unreadable: {exc}") from exc
+
+    def rows(self, query: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Rows of one read-only query (for the store's other modules)."""
+        try:
+            return list(self._db.execute(query, args).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"state database is unreadable: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"state database is busy or broken: {exc}") from exc
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; one thread at a time."""
+        with self._mutex:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"state database is busy or broken: {exc}") from exc
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a read on the shared connection, one thread at a time."""
+        with self._mutex:
+            try:
+                return list(self._db.execute(sql, args).fetchall())
+            except sqlite3.Error as exc:
+                raise StoreError(f"state database is busy or broken: {exc}") from exc
 
     # --- models: highest seen seq and manifest ------------------------------------------------
 
     def known(self, publisher: PublicKey, name: str) -> KnownModel | None:
-        row = self._db.execute(
+        rows = self._query(
             "SELECT seq, version, manifest_hash, manifest_infohash, manifest FROM models "
             "WHERE publisher=? AND name=?",
             (publisher.text, name),
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             return None
-        return KnownModel(publisher, name, row[0], row[1], row[2], row[3], row[4])
+        return KnownModel(publisher, name, *rows[0])
 
     def remember(self, model: KnownModel) -> None:
         """Record a newer verified manifest; never lowers the seq already stored."""
@@ -176,7 +270,7 @@ class State:
         args: tuple[str, ...] = ()
         if publisher is not None:
             query, args = query + " WHERE publisher=?", (publisher.text,)
-        names = self._db.execute(query + " ORDER BY publisher, name", args).fetchall()
+        names = self._query(query + " ORDER BY publisher, name", args)
         found = [self.known(PublicKey.parse(p), n) for p, n in names]
         return [m for m in found if m is not None]
 
@@ -217,16 +311,17 @@ class State:
                 ),
             )
 
-    def remove_seed(self, infohash: bytes) -> None:
-        """Stop remembering a torrent to serve."""
+    def remove_seed(self, infohash: bytes) -> bool:
+        """Stop serving a torrent from now on (a running daemon drops it within seconds)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM seeds WHERE infohash=?", (infohash,))
+            gone = db.execute("DELETE FROM seeds WHERE infohash=?", (infohash,)).rowcount
+        return bool(gone)
 
     def seeds(self) -> list[SeedEntry]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT infohash, kind, publisher, name, seq, torrent, save_path FROM seeds "
             "ORDER BY added_at"
-        ).fetchall()
+        )
         return [
             SeedEntry(r[0], r[1], PublicKey.parse(r[2]), r[3], r[4], r[5], Path(r[6])) for r in rows
         ]
@@ -249,10 +344,10 @@ class State:
 
     def key_alerts(self) -> list[tuple[PublicKey, str, str, str, int]]:
         """(publisher, name, status, detail, seen_at) of every open alert, for `status`."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT publisher, name, status, detail, seen_at FROM key_alerts "
             "ORDER BY publisher, name"
-        ).fetchall()
+        )
         return [(PublicKey.parse(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
     # --- pinned publishers and subscriptions --------------------------------------------------
@@ -265,9 +360,8 @@ class State:
             )
 
     def pinned(self) -> dict[str, str | None]:
-        return dict(
-            self._db.execute("SELECT publisher, label FROM pinned ORDER BY publisher").fetchall()
-        )
+        rows = self._query("SELECT publisher, label FROM pinned ORDER BY publisher")
+        return dict(rows)
 
     def subscribe(self, publisher: PublicKey) -> None:
         with self.transaction() as db:
@@ -277,5 +371,20 @@ class State:
             )
 
     def subscriptions(self) -> list[PublicKey]:
-        rows = self._db.execute("SELECT publisher FROM subscriptions ORDER BY publisher").fetchall()
+        rows = self._query("SELECT publisher FROM subscriptions ORDER BY publisher")
         return [PublicKey.parse(r[0]) for r in rows]
+
+
+@contextmanager
+def _setup_lock(path: Path) -> Iterator[None]:
+    """An exclusive file lock beside the database while one process opens and migrates it.
+
+    Switching a new database to WAL and creating its tables race between processes opening
+    it for the first time at once ("database is locked"); the lock makes them take turns.
+    """
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

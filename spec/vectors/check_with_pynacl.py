@@ -1,4 +1,5 @@
-"""Check spec/vectors/*.json with plain pynacl and hashlib: no hubless, no msgpack."""
+"""Check spec/vectors/*.json with plain pynacl and hashlib: no hubless, no msgpack, no torrent
+library. Torrents are rebuilt by hand from spec §5.6."""
 import hashlib
 import json
 import sys
@@ -31,6 +32,33 @@ def verifies(public: bytes, message: bytes, signature: bytes) -> bool:
 
 def bep44_message(salt: bytes, seq: int, value: bytes) -> bytes:  # spec §4.2
     return (b"4:salt%d:%s" % (len(salt), salt) if salt else b"") + b"3:seqi%de1:v" % seq + value
+
+
+def bstr(data: bytes) -> bytes:
+    return b"%d:%s" % (len(data), data)
+
+
+def manifest_torrent_info(signed: bytes) -> bytes:  # spec §5.6, keys in bencode order
+    pieces = b"".join(hashlib.sha1(signed[i : i + 16384]).digest()
+                      for i in range(0, len(signed), 16384))
+    name = hashlib.sha256(signed).hexdigest().encode() + b".hubless-manifest"
+    return b"d6:lengthi%de4:name%s12:piece lengthi16384e6:pieces%se" % (
+        len(signed), bstr(name), bstr(pieces))
+
+
+def content_torrent_info(name: str, files: list[tuple[str, bytes]], piece: int) -> bytes:
+    entries, stream = b"", b""  # spec §5.6: path order, a pad after each file but a lone one
+    for path, data in sorted(files):
+        entries += b"d6:lengthi%de4:pathl%see" % (
+            len(data), b"".join(bstr(part.encode()) for part in path.split("/")))
+        pad = -len(data) % piece if len(files) > 1 else 0
+        if pad:
+            entries += b"d4:attr1:p6:lengthi%de4:pathl4:.pad%see" % (pad, bstr(b"%d" % pad))
+        stream += data + bytes(pad)
+    pieces = b"".join(hashlib.sha1(stream[i : i + piece]).digest()
+                      for i in range(0, len(stream), piece))
+    return b"d5:filesl%se4:name%s12:piece lengthi%de6:pieces%se" % (
+        entries, bstr(name.encode()), piece, bstr(pieces))
 
 
 def split_envelope(signed: bytes) -> tuple[bytes, bytes]:
@@ -74,6 +102,28 @@ for case in load("manifests.json"):
     check(verifies(bytes.fromhex(case["public_key"]), DOMAIN + body, signature),
           f"signature of manifest {case['description']}")
     check(hashlib.sha256(signed).hexdigest() == case["manifest_hash"], case["description"])
+    info = manifest_torrent_info(signed)
+    check(info.hex() == case["manifest_torrent_info"]
+          and hashlib.sha1(info).hexdigest() == case["manifest_infohash"],
+          f"manifest torrent of {case['description']}")
+
+torrents, (first, second) = load("torrents.json"), load("manifests.json")
+for case in torrents:
+    files = [(path, bytes.fromhex(data)) for path, data in case["files"]]
+    info = content_torrent_info(case["name"], files, case["piece_length"])
+    check(info.hex() == case["info"] and hashlib.sha1(info).hexdigest() == case["infohash"],
+          case["description"])
+# The vectors are one chain: record -> manifest torrent and hash -> content torrent -> files.
+record = load("records.json")[0]["record"]
+check((record["m"], record["h"]) == (first["manifest_infohash"], first["manifest_hash"]),
+      "the typical record names the first manifest")
+check(second["manifest"]["history"][0][2:4] == [first["manifest_infohash"], first["manifest_hash"]]
+      and second["manifest"]["prev"] == first["manifest_hash"], "history row and prev")
+for manifest, content in ((first, torrents[0]), (second, torrents[1])):
+    check(manifest["manifest"]["content"] == content["infohash"], "content infohash")
+    check(manifest["manifest"]["files"] == [
+        [path, len(bytes.fromhex(data)), hashlib.sha256(bytes.fromhex(data)).hexdigest()]
+        for path, data in content["files"]], f"files of {manifest['description']}")
 
 bad = [c for c in load("invalid.json") if c["error"] == "BadSignatureError"]
 for case in bad:

@@ -6,10 +6,15 @@ import hashlib
 
 import pytest
 from hubless.core import bencode
-from hubless.core.errors import HostilePathError, IntegrityError, MalformedError
+from hubless.core.errors import HostilePathError, IntegrityError, MalformedError, OversizedError
 from hubless.core.keys import SigningKey
 from hubless.core.manifest import FileEntry, Manifest
-from hubless.core.metainfo import check_matches_manifest, parse_metainfo
+from hubless.core.metainfo import (
+    Metainfo,
+    check_blob_metainfo,
+    check_matches_manifest,
+    parse_metainfo,
+)
 
 KEY = SigningKey(hashlib.sha256(b"metainfo").digest())
 
@@ -18,7 +23,7 @@ def torrent(files: list[tuple[str, int, bytes]], name: bytes = b"m") -> tuple[by
     info: dict[bytes, bencode.Bencodable] = {
         b"name": name,
         b"piece length": 16384,
-        b"pieces": b"\x00" * 20,
+        b"pieces": b"\x00" * 20 * -(-sum(size for _, size, _ in files) // 16384),
         b"files": [
             {
                 b"length": size,
@@ -129,3 +134,30 @@ def test_pad_files_of_equal_size_share_a_name() -> None:
         ]
     )
     assert [f.path for f in parse_metainfo(data).files if not f.pad] == ["a.bin", "b.bin", "c.bin"]
+
+
+def test_pieces_must_be_20_bytes_per_piece_pads_counted() -> None:
+    """§5.7: ceil(total / piece length) pieces, where total includes the pad files."""
+    files = [("a.bin", 10, b""), (".pad/16374", 16374, b"p"), ("b.bin", 10, b"")]
+    good, _ = torrent(files)
+    assert len(parse_metainfo(good).files) == 3
+    info = bencode.decode(good)
+    assert isinstance(info, dict) and isinstance(info[b"info"], dict)
+    for pieces in (b"", b"\x00" * 20, b"\x00" * 39, b"\x00" * 60):
+        bad = bencode.encode({b"info": {**info[b"info"], b"pieces": pieces}})
+        with pytest.raises(MalformedError, match="pieces"):
+            parse_metainfo(bad)
+
+
+def blob(info: dict[bytes, bencode.Bencodable]) -> Metainfo:
+    return parse_metainfo(bencode.encode({b"info": info}))
+
+
+def test_a_manifest_torrent_is_one_file_in_single_file_mode() -> None:
+    single = {b"length": 100, b"name": b"m", b"piece length": 16384, b"pieces": b"\x00" * 20}
+    check_blob_metainfo(blob(single), 100, "manifest torrent")
+    with pytest.raises(OversizedError, match="not one file under the size limit"):
+        check_blob_metainfo(blob(single), 99, "manifest torrent")
+    one_entry, _ = torrent([("m", 100, b"")])
+    with pytest.raises(MalformedError, match="single-file"):
+        check_blob_metainfo(parse_metainfo(one_entry), 100, "manifest torrent")

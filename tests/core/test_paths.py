@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hubless.core.errors import HostilePathError
-from hubless.core.paths import check_path, check_paths
+from hubless.core.paths import check_path, check_paths, fold
+from hubless.core.unicode14 import UNICODE_VERSION, assigned_ranges
 
 SAFE = [
     "config.json",
@@ -84,3 +87,62 @@ def test_distinct_paths_pass() -> None:
 def test_non_text_path_is_refused() -> None:
     with pytest.raises(HostilePathError):
         check_path(b"bytes")  # type: ignore[arg-type]
+
+
+RESERVED = [
+    ".hubless/manifest",
+    ".hubless",
+    ".Hubless/x",
+    ".HUBLESS/a/b",
+    ".huble\u017fs/x",  # long s folds to s
+]
+
+
+@pytest.mark.parametrize("path", RESERVED)
+def test_the_reserved_folder_is_refused(path: str) -> None:
+    """§6 rule 14: every pulled folder keeps its own `.hubless/manifest`."""
+    with pytest.raises(HostilePathError, match=r"\.hubless/"):
+        check_path(path)
+
+
+@pytest.mark.parametrize("path", ["a/.hubless/manifest", ".hubless-old/x", ".hublessx", "hubless"])
+def test_names_that_only_look_reserved_pass(path: str) -> None:
+    assert check_path(path) == path
+
+
+@pytest.mark.parametrize(
+    "ch", ["\u0378", "\ua7dc", "\ufdd0", "\uffff", "\U0001fffe", "\U00031350", "\U000e0080"]
+)
+def test_code_points_unassigned_in_unicode_14_are_refused(ch: str) -> None:
+    with pytest.raises(HostilePathError, match=r"Unicode 14\.0\.0"):
+        check_path(f"a{ch}.txt")
+
+
+@pytest.mark.parametrize("ch", ["\u0870", "\u2c2f", "\ue000", "\U000f0000", "\U0001faf6"])
+def test_code_points_assigned_in_unicode_14_pass(ch: str) -> None:
+    assert check_path(f"a{ch}.txt")
+
+
+def test_the_unicode_14_table_is_this_pythons_or_a_subset_of_it() -> None:
+    """The table equals Unicode 14.0.0's (on Python 3.11); later versions only add."""
+    table = assigned_ranges()
+    if unicodedata.unidata_version == UNICODE_VERSION:
+        runs: list[tuple[int, int]] = []
+        for cp in range(0x110000):
+            if unicodedata.category(chr(cp)) != "Cn":
+                if runs and runs[-1][1] == cp - 1:
+                    runs[-1] = (runs[-1][0], cp)
+                else:
+                    runs.append((cp, cp))
+        assert table == tuple(runs)
+    else:
+        assert all(unicodedata.category(chr(a)) != "Cn" for a, b in table)
+        assert all(unicodedata.category(chr(b)) != "Cn" for a, b in table)
+
+
+def test_folding_is_full_case_folding_without_turkic_rules() -> None:
+    assert fold("STRASSE") == fold("stra\u00dfe") == "strasse"
+    assert fold("\ufb01") == "fi"
+    assert fold("\u0130") == "i\u0307"
+    assert fold("\u0131") == "\u0131"
+    assert fold("x\u00b2") == "x\u00b2"  # no compatibility mapping

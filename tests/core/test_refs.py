@@ -81,3 +81,21 @@ def test_bad_references(text: str) -> None:
 def test_public_key_text_is_52_lowercase_chars() -> None:
     assert len(KEY.text) == 52 and KEY.text == KEY.text.lower()
     assert PublicKey.parse(KEY.text) == KEY
+
+
+@pytest.mark.parametrize("space", ["\t", "\n", "\f", "\r", " "])
+def test_ascii_whitespace_around_a_reference_or_key_is_ignored(space: str) -> None:
+    assert parse_reference(f"{space}{KEY.text}/m{space}") == Reference(KEY, "m")
+    assert PublicKey.parse(f"{space}{KEY.raw.hex()}{space}") == KEY
+
+
+@pytest.mark.parametrize(
+    "space", ["\x0b", "\x1c", "\x1f", "\x85", "\xa0", "\u2028", "\u3000", "\ufeff"]
+)
+def test_other_whitespace_is_part_of_the_text(space: str) -> None:
+    """§2/§3: only ASCII whitespace is stripped, whatever a runtime's trim() would remove."""
+    for text in (f"{space}{KEY.text}/m", f"{KEY.text}/m{space}"):
+        with pytest.raises(InvalidReferenceError):
+            parse_reference(text)
+    with pytest.raises(InvalidReferenceError):
+        PublicKey.parse(f"{KEY.text}{space}")

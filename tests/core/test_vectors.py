@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import libtorrent as lt
 import pytest
 from hubless.core import bencode, bep44, errors
 from hubless.core.history import check_extends
 from hubless.core.index import INDEX_SALT, decode_index, verify_index
 from hubless.core.keys import PublicKey, SigningKey
-from hubless.core.manifest import encode_body, sign_manifest, verify_manifest
+from hubless.core.manifest import MAX_MANIFEST_SIZE, encode_body, sign_manifest, verify_manifest
+from hubless.core.metainfo import check_blob_metainfo, check_matches_manifest, parse_metainfo
+from hubless.core.paths import check_paths, fold
 from hubless.core.record import decode_record, verify_record
 from hubless.core.refs import parse_reference
 from hubless.core.trust import KnownRecord, check_known
+from hubless.net.torrents import create_blob_torrent, create_content_torrent, piece_length_for
 
 from tests import vectors
 
@@ -63,9 +68,19 @@ def test_record_vectors(case: dict[str, Any]) -> None:
     assert item.value.hex() == case["value_bencoded"]
     assert bep44.signing_message(item.salt, item.seq, item.value).hex() == case["signing_message"]
     assert item.signature.hex() == case["signature"]
-    verified = verify_record(item, key.public, case["salt"], now=vectors.NOW + 10**19)
+    verified = verify_record(item, key.public, case["salt"], now=case["now"])
     assert verified.record == record
     assert len(item.value) <= 400
+
+
+def test_the_typical_record_names_the_first_manifest() -> None:
+    record, first = load("records.json")[0]["record"], load("manifests.json")[0]
+    assert (record["s"], record["v"], record["t"]) == (
+        first["manifest"]["seq"],
+        first["manifest"]["version"],
+        first["manifest"]["created"],
+    )
+    assert (record["m"], record["h"]) == (first["manifest_infohash"], first["manifest_hash"])
 
 
 @pytest.mark.parametrize("case", load("manifests.json"), ids=lambda c: c["description"])
@@ -85,13 +100,99 @@ def test_manifest_vectors(case: dict[str, Any]) -> None:
     assert [f.path for f in verified.manifest.files] == [f[0] for f in case["manifest"]["files"]]
 
 
+@pytest.mark.parametrize("case", load("manifests.json"), ids=lambda c: c["description"])
+def test_manifest_torrent_vectors_are_what_the_product_builds(case: dict[str, Any]) -> None:
+    """The §5.6 manifest torrent, built by hand in the generator, equals libtorrent's."""
+    signed = bytes.fromhex(case["signed"])
+    torrent, ih = create_blob_torrent(case["manifest_torrent_name"], signed)
+    assert torrent == b"d4:info" + bytes.fromhex(case["manifest_torrent_info"]) + b"e"
+    assert ih.hex() == case["manifest_infohash"]
+    meta = parse_metainfo(torrent)
+    check_blob_metainfo(meta, MAX_MANIFEST_SIZE, "manifest torrent")
+    assert meta.name == case["manifest_torrent_name"] == case["manifest_hash"] + ".hubless-manifest"
+
+
 def test_manifest_vectors_chain() -> None:
     first, second = load("manifests.json")
     key = PublicKey(bytes.fromhex(first["public_key"]))
     v1 = verify_manifest(bytes.fromhex(first["signed"]), key, "tiny-llama", now=vectors.NOW)
     v2 = verify_manifest(bytes.fromhex(second["signed"]), key, "tiny-llama", now=vectors.NOW)
-    check_extends(v1, v2)
+    check_extends(v1, v2, bytes.fromhex(first["manifest_infohash"]))
     assert v2.manifest.prev == v1.hash
+    assert v2.manifest.history[0].manifest_infohash.hex() == first["manifest_infohash"]
+
+
+TORRENTS = load("torrents.json")
+
+
+@pytest.mark.parametrize("case", TORRENTS, ids=lambda c: c["description"])
+def test_content_torrent_vectors_are_what_the_product_builds(
+    case: dict[str, Any], tmp_path: Path
+) -> None:
+    """The §5.6 content torrent, built by hand in the generator, equals libtorrent's."""
+    files = {path: bytes.fromhex(data) for path, data in case["files"]}
+    for path, data in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(data)
+    made = create_content_torrent(tmp_path, list(reversed(files)), name=case["name"])
+    assert made.torrent_bytes == b"d4:info" + bytes.fromhex(case["info"]) + b"e"
+    assert made.infohash_v1.hex() == case["infohash"]
+    assert made.piece_length == case["piece_length"]
+    assert dict(made.file_sha256) == {p: hashlib.sha256(d).digest() for p, d in files.items()}
+    meta = parse_metainfo(made.torrent_bytes)
+    assert [
+        {"length": f.size, "path": f.path.split("/"), **({"attr": "p"} if f.pad else {})}
+        for f in meta.files
+    ] == case["entries"]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_content_torrent_vectors_match_their_manifests(index: int) -> None:
+    manifest_case = load("manifests.json")[index]
+    verified = verify_manifest(
+        bytes.fromhex(manifest_case["signed"]),
+        PublicKey(bytes.fromhex(manifest_case["public_key"])),
+        manifest_case["manifest"]["name"],
+        now=vectors.NOW,
+    )
+    case = TORRENTS[index]
+    check_matches_manifest(
+        parse_metainfo(b"d4:info" + bytes.fromhex(case["info"]) + b"e"), verified.manifest
+    )
+    assert [
+        [p, len(bytes.fromhex(d)), hashlib.sha256(bytes.fromhex(d)).hexdigest()]
+        for p, d in case["files"]
+    ] == manifest_case["manifest"]["files"]
+
+
+@pytest.mark.parametrize("case", load("piece_lengths.json"), ids=lambda c: c["description"])
+def test_piece_length_vectors(case: dict[str, Any]) -> None:
+    """One rule (§5.6): the product's function, the text's formula and libtorrent's layout."""
+    total = case["total_size"]
+    assert piece_length_for(total) == case["piece_length"]
+    rule = [p for p in (1 << n for n in range(18, 25)) if total <= 4096 * p]
+    assert case["piece_length"] == (rule[0] if rule else 1 << 24)
+    sizes = [size for size, count in case["file_sizes"] for _ in range(count)]
+    entries = [lt.create_file_entry(f"m/f{i:05d}", size) for i, size in enumerate(sizes)]
+    flags = lt.create_torrent.v1_only | lt.create_torrent.canonical_files
+    assert lt.create_torrent(entries, case["piece_length"], flags).num_pieces() == case["pieces"]
+
+
+@pytest.mark.parametrize("case", load("paths.json"), ids=lambda c: c["description"])
+def test_path_vectors(case: dict[str, Any]) -> None:
+    check_paths(case["paths"])
+    assert [fold(p) for p in case["paths"]] == case["folds"]
+
+
+@pytest.mark.parametrize("case", load("references.json"), ids=lambda c: c["description"])
+def test_reference_vectors(case: dict[str, Any]) -> None:
+    ref = parse_reference(case["text"])
+    assert (ref.publisher.raw.hex(), ref.name, ref.version, str(ref)) == (
+        case["public_key"],
+        case["name"],
+        case["version"],
+        case["canonical"],
+    )
 
 
 @pytest.mark.parametrize("case", load("index.json"), ids=lambda c: c["description"])
@@ -101,6 +202,7 @@ def test_index_vectors(case: dict[str, Any]) -> None:
     assert verified.index.names == tuple(case["names"])
     assert decode_index(bytes.fromhex(case["payload"])) == verified.index
     assert case["salt_text"].encode() == INDEX_SALT == bytes.fromhex(case["salt"])
+    assert len(bytes.fromhex(case["value_bencoded"])) <= 1000
 
 
 INVALID = load("invalid.json")
@@ -124,7 +226,15 @@ def check_invalid(case: dict[str, Any]) -> None:
     if case["kind"] == "reference":
         parse_reference(case["text"])
         return
+    if case["kind"] == "torrent":
+        meta = parse_metainfo(bytes.fromhex(case["torrent"]))
+        if case["manifest_torrent"]:
+            check_blob_metainfo(meta, MAX_MANIFEST_SIZE, "manifest torrent")
+        return
     publisher = PublicKey(bytes.fromhex(case["expect_publisher"]))
+    if case["kind"] == "index":
+        verify_index(raw_item(case["item"]), publisher, now=case["now"])
+        return
     if case["kind"] == "record":
         known = case.get("known")
         verified = verify_record(

@@ -27,12 +27,13 @@ import threading
 import time
 from pathlib import Path
 
+from hubless.config import parse_endpoints
 from hubless.core import bencode
 from hubless.core.keys import SigningKey
 from hubless.core.manifest import FileEntry, Manifest, manifest_hash, sign_manifest
 from hubless.core.record import Record, encode_record
 from hubless.lab.modelgen import make_model
-from hubless.net.profile import NetProfile, parse_bootstrap
+from hubless.net.profile import NetProfile
 from hubless.net.session import Session, open_session
 from hubless.net.torrents import create_blob_torrent, create_content_torrent
 
@@ -129,7 +130,7 @@ def main() -> None:
     bootstrap, workdir, kind = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    profile = NetProfile.local(parse_bootstrap(bootstrap))
+    profile = NetProfile.local(parse_endpoints(bootstrap, "bootstrap"))
     with open_session(profile, workdir / "session") as session:
         ref = serve(session, workdir, kind)
         print(json.dumps({"ref": ref}), flush=True)

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,8 @@ import hashlib, json, sys, time
 from hubless.core.bep44 import verify_item
 from hubless.core.keys import SigningKey
 from hubless.core.record import Record, encode_record
-from hubless.net.profile import NetProfile, parse_bootstrap
+from hubless.config import parse_endpoints
+from hubless.net.profile import NetProfile
 from hubless.net.session import open_session
 
 bootstrap, state, seed, name, seq = sys.argv[1:6]
@@ -39,7 +41,7 @@ key = SigningKey(bytes.fromhex(seed))
 record = Record(int(seq), "v" + seq, hashlib.sha1(b"evil").digest(),
                 hashlib.sha256(b"evil").digest(), int(time.time()))
 payload = encode_record(record)
-with open_session(NetProfile.local(parse_bootstrap(bootstrap)), state) as session:
+with open_session(NetProfile.local(parse_endpoints(bootstrap, "bootstrap")), state) as session:
     assert session.dht_put(key, name.encode(), payload, 30.0) > 0
     print("ready", flush=True)
     sys.stdin.readline()
@@ -142,7 +144,19 @@ def test_the_seeding_publisher_does_not_overwrite_a_forged_record(
 ) -> None:
     home, seed_hex = published
     thief = spawn_thief(seed_hex, 2)  # type: ignore[operator]
-    seeder = cli.spawn(home, testnet, "seed", "--key", "default", stderr=subprocess.PIPE)
+    # A short interval: the daemon's first signing round comes within a tenth of it.
+    seeder = cli.spawn(
+        home,
+        testnet,
+        "seed",
+        "--key",
+        "default",
+        "--republish-interval",
+        "20",
+        stderr=subprocess.PIPE,
+    )
+    deadline = threading.Timer(120, seeder.terminate)  # the daemon runs until stopped
+    deadline.start()
     lines = []
     try:
         assert seeder.stderr is not None
@@ -151,6 +165,7 @@ def test_the_seeding_publisher_does_not_overwrite_a_forged_record(
             if "republished" in line:
                 break
     finally:
+        deadline.cancel()
         seeder.terminate()
         seeder.wait(30)
     assert any("leaked" in line and "own" in line for line in lines), lines

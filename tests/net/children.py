@@ -10,11 +10,12 @@ PRELUDE = """
 import json, sys, time
 from pathlib import Path
 from hubless.core.keys import SigningKey
-from hubless.net.profile import NetProfile, loopback_violations, parse_bootstrap
+from hubless.config import parse_endpoints
+from hubless.net.profile import NetProfile, loopback_violations
 from hubless.net.session import Session
 
 def open_session(state_dir=None, **kw):
-    s = Session(NetProfile.local(parse_bootstrap(sys.argv[1])), state_dir, **kw)
+    s = Session(NetProfile.local(parse_endpoints(sys.argv[1], 'argv')), state_dir, **kw)
     problems = loopback_violations(s.get_settings())
     assert not problems, problems
     s.wait_for_dht(2, 10)

@@ -3,13 +3,14 @@ verified; what another key signs is never taken for the publisher's; absence is 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hubless.core.bep44 import VerifiedItem, newest_valid
-from hubless.core.errors import NotFoundError, OversizedError
+from hubless.core.errors import NotFoundError, OversizedError, UntrustedDataError
 from hubless.core.keys import PublicKey, SigningKey
 from hubless.net.session import Session
 
@@ -167,3 +168,19 @@ def test_a_private_network_never_contacts_nodes_saved_from_another(
     finally:
         for sock in listeners:
             sock.close()
+
+
+def test_a_session_puts_another_keys_item_verbatim(
+    client: Session, request: pytest.FixtureRequest
+) -> None:
+    """The seam's verbatim put (spec §8.5): same BEP-44 seq and signature, not re-signed."""
+    salt = _salt(request)
+    assert client.dht_put(INTRUDER, salt, b"signed elsewhere", timeout=10) >= 1
+    original = newest(client, INTRUDER.public, salt).raw()
+    report = client.dht_put_signed(original, timeout=5)
+    assert report.stored + report.already_current >= 1, report
+    again = newest(client, INTRUDER.public, salt)
+    assert (again.seq, again.signature) == (original.seq, original.signature)
+    forged = dataclasses.replace(original, signature=bytes(64))
+    with pytest.raises(UntrustedDataError):
+        client.dht_put_signed(forged, timeout=5)

@@ -11,7 +11,6 @@ from hubless.net.profile import (
     MAINLINE_ROUTERS,
     NetProfile,
     loopback_violations,
-    parse_bootstrap,
     settings_for,
 )
 
@@ -99,26 +98,6 @@ def test_building_profiles_never_loads_libtorrent() -> None:
         "assert 'libtorrent' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:6881", (("127.0.0.1", 6881),)),
-        ("127.0.0.1:1, 127.0.0.2:2", (("127.0.0.1", 1), ("127.0.0.2", 2))),
-        ("[::1]:6881", (("::1", 6881),)),
-        ("localhost:80,", (("localhost", 80),)),
-        ("", ()),
-    ],
-)
-def test_parse_bootstrap(text: str, expected: tuple[tuple[str, int], ...]) -> None:
-    assert parse_bootstrap(text) == expected
-
-
-@pytest.mark.parametrize("text", ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:x", ":80", "h:70000"])
-def test_parse_bootstrap_refuses(text: str) -> None:
-    with pytest.raises(UsageError):
-        parse_bootstrap(text)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""An in-memory `Network` (registry/services/network.py) that an attacker can steer.
+"""An in-memory `Network` (registry/net/contract.py) that an attacker can steer.
 
 One `Swarm` is the whole outside world: DHT slots and who serves which torrent. Each client
 gets its own `FakeNetwork` view of it (its own torrents, byte counters and seeds), so a
@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubless.core import bencode
-from hubless.core.bep44 import RawItem, sign_item, wrap_value
+from hubless.core.bep44 import RawItem, sign_item, verify_item, wrap_value
 from hubless.core.errors import (
     IntegrityError,
     NetTimeoutError,
     NoPeersError,
+    UntrustedDataError,
     UsageError,
 )
 from hubless.core.keys import PublicKey, SigningKey
@@ -157,11 +158,29 @@ class FakeNetwork:
             found.setdefault((raw.seq, raw.value, raw.signature), raw)
         return sorted(found.values(), key=lambda item: item.seq, reverse=True)
 
-    def dht_put_signed(self, item: RawItem, timeout: float = 10.0) -> PutReport:
+    def dht_put_signed(
+        self, item: RawItem, timeout: float = 10.0, *, min_current: int | None = None
+    ) -> PutReport:
+        """Like a BEP-44 node: never over a validly signed higher seq; back off when current."""
+        verify_item(item, PublicKey(item.public_key), item.salt)
         if self.swarm.dht_offline:
             raise NetTimeoutError(f"no DHT node stored {item.salt!r} within {timeout:g}s")
-        self.swarm.items.setdefault((item.public_key, item.salt), []).append(item)
-        return PutReport(DHT_NODES, DHT_NODES)
+        self.swarm.calls.append(("put_signed", item.salt))
+        slot = self.swarm.items.setdefault((item.public_key, item.salt), [])
+        newer = 0
+        for held in slot:
+            if held.seq > item.seq:
+                try:
+                    verify_item(held, PublicKey(item.public_key), item.salt)
+                except UntrustedDataError:
+                    continue
+                newer = DHT_NODES
+        current = DHT_NODES if item in slot else 0
+        if newer or (min_current is not None and current >= min_current):
+            return PutReport(0, 0, current, newer, skipped=True)
+        if item not in slot:
+            slot.append(item)
+        return PutReport(DHT_NODES, DHT_NODES, current)
 
     def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
         wrap_value(payload)
@@ -270,6 +289,12 @@ class FakeNetwork:
         if self.swarm.check_metadata and hashlib.sha1(info).digest() != ih:
             raise IntegrityError(f"metadata received for {ih.hex()} does not hash to it")
         return b"d4:info" + info + b"e"
+
+    def dht_peers(self, ih: bytes, timeout: float = 10.0) -> list[tuple[str, int]]:
+        """Each seeder as a made-up loopback endpoint (the fake swarm has no addresses)."""
+        if self.swarm.dht_offline:
+            raise NetTimeoutError(f"peer lookup of {ih.hex()} did not end in {timeout:g}s")
+        return [("127.0.0.1", 7000 + i) for i, _ in enumerate(self.swarm.seeders(ih))]
 
     def payload_downloaded(self, ih: bytes) -> int:
         return self._get(ih).downloaded

@@ -79,3 +79,20 @@ def test_missing_key_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(KeyStoreError) as caught:
         KeyStore(tmp_path).load("nobody", None)
     assert "hubless key new" in caught.value.hint
+
+
+def test_a_missing_key_hint_lists_the_keys_that_exist(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    store.create("work", None)
+    store.create("home", None)
+    with pytest.raises(KeyStoreError) as caught:
+        store.load("nosuchkey", None)
+    assert "home, work" in caught.value.hint
+
+
+def test_a_wrong_passphrase_hint_says_the_passphrase_is_wrong(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    store.create("default", "right horse")
+    with pytest.raises(KeyStoreError) as caught:
+        store.load("default", "wrong horse")
+    assert "passphrase is wrong" in caught.value.hint

@@ -1,0 +1,152 @@
+"""What a daemon with follows does each round: fetch every new version, then tell (spec §8.7).
+
+A mirror is a daemon with follows, not a second kind of program. Each round polls what is
+due (`hubless.services.poll`), downloads each new revision (only files not already in the
+cache), verifies and seeds it, runs the user's hook, and only then marks it held: a crash or
+a full disk in between hands the same revision out again at the next round, never skips it.
+`keep` removes the snapshots of older revisions beyond the newest N, which then stop being
+seeded; their manifests stay cached and seeded (they are small and let anyone walk the
+history).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import HublessError
+from ..core.refs import Reference
+from .cached import model_versions, remove
+from .context import Context
+from .events import Event
+from .poll import DEFAULT_POLICY, NewVersion, PollPolicy, deliver, fetch_version, poll_follows
+
+HOOK_TIMEOUT = 3600.0  # seconds a hook may run before it is stopped
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A new revision that is now complete, verified and seeded at `path`."""
+
+    version: NewVersion
+    path: Path
+    downloaded_bytes: int
+
+    def environment(self) -> dict[str, str]:
+        """What a hook receives: the reference, version, seq and snapshot path."""
+        m = self.version.manifest.manifest
+        return {
+            "HUBLESS_REFERENCE": str(self.version.reference),
+            "HUBLESS_PUBLISHER": m.publisher.text,
+            "HUBLESS_NAME": m.name,
+            "HUBLESS_VERSION": m.version,
+            "HUBLESS_SEQ": str(m.seq),
+            "HUBLESS_PATH": str(self.path),
+            "HUBLESS_YANKED": self.version.yanked or "",
+        }
+
+
+NewVersionListener = Callable[[Delivered], None]
+
+
+@dataclass(frozen=True)
+class MirrorOptions:
+    """`policy`: poll interval and back-off; `exec_cmd`: a shell command run once per new
+    version (its failure is logged, never fatal); `keep`: complete versions kept per model
+    (None: all); `on_new_version`: called in the daemon's worker thread for each new
+    version."""
+
+    policy: PollPolicy = DEFAULT_POLICY
+    exec_cmd: str | None = None
+    keep: int | None = None
+    on_new_version: NewVersionListener | None = None
+
+
+def mirror_round(ctx: Context, options: MirrorOptions, now: float | None = None) -> int:
+    """Poll what is due, fetch and deliver each new revision in order; return how many.
+
+    A revision that fails to download (no peer, full disk, bad data) stops that model for
+    this round with an event; it is handed out again at the next poll.
+    """
+    delivered = 0
+    failed: set[tuple[str, str]] = set()
+    for new in poll_follows(ctx, time.time() if now is None else now, policy=options.policy):
+        m = new.manifest.manifest
+        model = (m.publisher.text, m.name)
+        if model in failed:
+            continue  # keep the order: no later revision before an earlier one
+        try:
+            fetched = fetch_version(ctx, new)
+        except HublessError as exc:
+            failed.add(model)
+            ctx.emit(Event("mirror", f"could not fetch {new.reference}: {exc.message}"))
+            continue
+        done = Delivered(new, fetched.path, fetched.downloaded_bytes)
+        ctx.emit(
+            Event(
+                "mirror",
+                f"now holds {new.reference} (seq {m.seq}) at {fetched.path}: "
+                f"{fetched.downloaded_bytes:,} bytes downloaded, verified, seeded",
+            )
+        )
+        if options.exec_cmd:
+            run_hook(ctx, options.exec_cmd, done)
+        if options.on_new_version is not None:
+            try:
+                options.on_new_version(done)
+            except Exception as exc:  # a program's callback must not stop the daemon
+                ctx.emit(Event("mirror", f"new-version callback failed: {exc!r}"))
+        deliver(ctx, new)
+        delivered += 1
+        if options.keep is not None:
+            keep_newest(ctx, new, options.keep)
+    return delivered
+
+
+def run_hook(ctx: Context, command: str, done: Delivered) -> int | None:
+    """Run `command` through the shell with the new version in its environment.
+
+    Returns its exit code (None when it could not run or timed out); never raises.
+    """
+    env = {**os.environ, **done.environment()}
+    try:
+        result = subprocess.run(
+            command, shell=True, env=env, timeout=HOOK_TIMEOUT, check=False
+        )  # the user's own command line, as in git hooks: a shell is what they wrote it for
+    except (OSError, subprocess.SubprocessError) as exc:
+        ctx.emit(Event("mirror", f"hook for {done.version.reference} did not run: {exc}"))
+        return None
+    if result.returncode != 0:
+        ctx.emit(Event("mirror", f"hook for {done.version.reference} exited {result.returncode}"))
+    return result.returncode
+
+
+def keep_newest(ctx: Context, new: NewVersion, keep: int) -> tuple[int, ...]:
+    """Remove this model's complete snapshots older than the newest `keep`; their seqs.
+
+    Blobs that no remaining snapshot uses are freed (`hubless.services.cached.remove`); a
+    removal that must wait (a pull of the model runs) is tried again after the next version.
+    """
+    m = new.manifest.manifest
+    ref = Reference(m.publisher, m.name)
+    held = sorted({v.manifest.seq for v in model_versions(ctx, ref) if not v.partial})
+    old = frozenset(held[: max(0, len(held) - max(1, keep))])
+    if not old:
+        return ()
+    try:
+        removal = remove(ctx, ref, seqs=old)
+    except HublessError as exc:
+        ctx.emit(Event("mirror", f"could not remove old versions of {m.name}: {exc.message}"))
+        return ()
+    ctx.emit(
+        Event(
+            "mirror",
+            f"keeping the newest {keep} of {m.name}: removed seq "
+            f"{', '.join(map(str, sorted(old)))}, freed {removal.freed:,} bytes",
+        )
+    )
+    return tuple(sorted(old))
