@@ -77,6 +77,7 @@ def test_a_folder_from_aria2c_verifies_imports_and_is_served(
     assert {p: d for p, d in got.items() if not p.startswith(".hubless/")} == files_under(model)
 
 
+@pytest.mark.slow  # 25 s; test_interop and the aria2c import test cover aria2c both ways
 @pytest.mark.skipif(ARIA2C is None, reason="aria2c is not installed (apt-get install aria2)")
 def test_aria2c_seeding_an_export_serves_a_hubless_consumer(
     testnet: RunningTestnet, tmp_path: Path, processes: list[subprocess.Popen[str]]

@@ -84,4 +84,4 @@ def test_a_manifest_torrent_of_many_files(
     ref = attacker("manifest-multi")  # type: ignore[operator]
     results = run_each(testnet, tmp_path, ref, [("resolve",), ("history",), ("pull",)])
     for code, error in results:
-        assert code == 1 and "not one file" in error, error
+        assert code == 1 and "single-file" in error, error

@@ -56,6 +56,7 @@ def test_a_short_passphrase_is_refused_for_a_new_key(
     assert not (home / "data" / "keys" / "default.key").exists()
 
 
+@pytest.mark.slow  # waits out a lookup timeout; the cheaper tests cover the rule
 def test_no_peer_for_a_manifest_names_the_model(tmp_path: Path, testnet: RunningTestnet) -> None:
     """The publisher published and left: the record is out, nobody serves its manifest."""
     model = tmp_path / "model"
