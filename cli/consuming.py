@@ -73,8 +73,12 @@ def history(app: App, ref: str) -> None:
 
     With -q, prints only the version labels, one per line.
     """
-    res = app.client().history(ref)
+    client = app.client()
+    res = client.history(ref)
     m = res.latest.manifest
+    # Notes, license and tags are signed in each version's own manifest; the history table
+    # does not repeat them, so earlier rows carry them when this home holds that manifest.
+    held = client.held_manifests(res)
     versions: list[dict[str, Any]] = [
         {
             "seq": h.seq,
@@ -83,11 +87,10 @@ def history(app: App, ref: str) -> None:
             "manifest_hash": h.manifest_hash.hex(),
             "published_at": h.created,
             "yanked": h.yanked,
+            **(release_notes(held[h.seq].manifest) if h.seq in held else {}),
         }
         for h in m.history
     ]
-    # Notes, license and tags are signed in each version's own manifest; the history table
-    # of the latest one does not repeat them, so only the latest row carries them.
     versions.append(
         {
             "seq": m.seq,
@@ -106,6 +109,8 @@ def history(app: App, ref: str) -> None:
         lines.append(
             f"  seq {v['seq']:>4}  {v['version']:<16} {_date(v['published_at'])}{yank}{mark}"
         )
+        if v["seq"] in held:
+            lines += release_lines(held[v["seq"]].manifest, " " * 12)
     lines += release_lines(m, " " * 12)
     app.renderer.result(
         {"publisher": m.publisher.text, "name": m.name, "versions": versions},

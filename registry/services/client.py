@@ -49,6 +49,7 @@ from .own_records import OwnRecordCheck, leak_error
 from .status import DaemonStatus, home_status
 
 if TYPE_CHECKING:
+    from ..core.manifest import VerifiedManifest
     from .adopt import Imported
     from .cached import Listing, Removal
     from .catalogue import Catalogue, SearchHit
@@ -225,6 +226,10 @@ class Client:
     def history(self, ref: str | Reference) -> Resolution:
         """The latest revision with its full verified history (`.latest.manifest.history`)."""
         return self.resolve(_ref(ref).at(None))
+
+    def held_manifests(self, resolution: Resolution) -> dict[int, VerifiedManifest]:
+        """Earlier revisions' manifests this home holds (by seq), verified; no network."""
+        return resolve_service.held_manifests(self.ctx, resolution)
 
     def pull(
         self,

@@ -29,7 +29,7 @@ from ..core.errors import (
     StoreError,
     UsageError,
 )
-from ..core.manifest import MAX_MANIFEST_SIZE, VerifiedManifest
+from ..core.manifest import MAX_MANIFEST_SIZE, VerifiedManifest, verify_manifest
 from ..core.metainfo import check_blob_metainfo, parse_metainfo
 from ..core.record import VerifiedRecord
 from ..core.refs import Reference
@@ -350,3 +350,24 @@ def seed_manifest(ctx: Context, verified: VerifiedManifest, infohash: bytes) -> 
     ctx.seed_torrent(
         SeedEntry(infohash, "manifest", m.publisher, m.name, m.seq, torrent, path.parent)
     )
+
+
+def held_manifests(ctx: Context, resolution: Resolution) -> dict[int, VerifiedManifest]:
+    """The earlier revisions' manifests this home holds, by seq, each verified again against
+    the hash its history row names (§7.2). What is missing or refused is left out: no lookup."""
+    latest = resolution.latest.manifest
+    held: dict[int, VerifiedManifest] = {}
+    for row in latest.history:
+        path = ctx.cache.manifest_path(row.manifest_hash)
+        try:
+            data = path.read_bytes()
+            held[row.seq] = verify_manifest(
+                data,
+                latest.publisher,
+                latest.name,
+                now=int(time.time()),
+                expected_hash=row.manifest_hash,
+            )
+        except (OSError, HublessError):
+            continue
+    return held

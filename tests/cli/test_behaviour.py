@@ -275,3 +275,21 @@ def test_list_rm_and_prune_on_the_command_line(
     assert hubless("rm", f"{published}@v1").code == 2  # not in the cache: a usage error
     dry = hubless("prune", "--dry-run")
     assert dry.code == 0 and "would free 0 B" in dry.stdout
+
+
+def test_history_shows_each_held_versions_own_notes(
+    hubless: Hubless, swarm: Swarm, model: Path, tmp_path: Path
+) -> None:
+    """Earlier rows carry notes from their own manifest once this home holds it."""
+    with Client(Config.resolve({}, home=tmp_path / "pub2"), network=swarm.node()) as pub:
+        pub.publish(model, "older", "v1", key=PUBLISHER, description="the first one")
+        (model / "config.json").write_bytes(b'{"layers": 5}\n')
+        pub.publish(model, "older", "v2", key=PUBLISHER, description="the second one")
+        ref = f"{PUBLISHER.public.text}/older"
+        app = App(network=swarm.node())
+        assert hubless("resolve", f"{ref}@v1", app=app).code == 0  # this home holds v1's now
+        data = json.loads(hubless("history", ref, "--json", app=App(network=swarm.node())).stdout)
+        notes = [(v["version"], v.get("description")) for v in data["versions"]]
+        assert notes == [("v1", "the first one"), ("v2", "the second one")]
+        text = hubless("history", ref, app=App(network=swarm.node())).stdout
+        assert "the first one" in text and "the second one" in text
