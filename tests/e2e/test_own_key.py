@@ -167,7 +167,7 @@ def test_the_seeding_publisher_does_not_overwrite_a_forged_record(
     finally:
         deadline.cancel()
         seeder.terminate()
-        seeder.wait(30)
+        seeder.wait(90)  # a daemon finishes the DHT lookups under way (each at most 30 s)
     assert any("leaked" in line and "own" in line for line in lines), lines
     assert still_served(thief), "republishing overwrote the forged record"
 
