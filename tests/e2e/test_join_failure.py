@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -39,4 +40,5 @@ def test_a_dead_bootstrap_node_exits_1_every_time(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, (proc.returncode, err[-500:])
         assert "terminate called" not in err
-        assert "the DHT knows 0 node(s)" in err
+        # 0 nodes, or 1: a node of a test running in parallel may ping a reused port.
+        assert re.search(r"the DHT knows [01] node\(s\) after 1s; 2 needed", err), err
