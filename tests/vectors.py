@@ -34,6 +34,7 @@ from tests.vector_torrents import (
     infohash,
     invalid_torrents,
     manifest_torrent_info,
+    mixed_files,
     piece_lengths,
 )
 
@@ -745,6 +746,11 @@ def build() -> dict[str, Any]:
                 "a torrent of one file: no pad entry after it",
                 "one-file",
                 {"weights.bin": b"\x00\x01"},
+            ),
+            content_torrent_case(
+                "small files packed; files of a piece or more start and end on a boundary",
+                "mixed",
+                mixed_files(),
             ),
         ],
         "piece_lengths.json": piece_lengths(),
