@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 _POLL = 0.1  # seconds between status polls while a caller waits
 _PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 _CLOSE_WAIT = 10.0  # seconds close() waits for resume data
+_FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
 
 
 @dataclass
@@ -52,6 +53,7 @@ class _Torrent:
     handle: Any
     on_progress: ProgressCallback | None = None
     metadata: threading.Event = field(default_factory=threading.Event)
+    flushed: threading.Event = field(default_factory=threading.Event)
     error: str = ""
 
 
@@ -201,6 +203,8 @@ class Session:
             self._resume_answered()
         elif isinstance(a, lt.metadata_received_alert):
             self._with_torrent(a, lambda t: t.metadata.set())
+        elif isinstance(a, lt.cache_flushed_alert):
+            self._with_torrent(a, lambda t: t.flushed.set())
         elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
             message = str(a.message())
             self._with_torrent(a, lambda t: setattr(t, "error", message))
@@ -346,8 +350,12 @@ class Session:
         return int(self._handle(ih).status().total_payload_download)
 
     def wait_finished(self, ih: bytes, timeout: float) -> Progress:
-        """Block until every wanted piece is verified on disk.
+        """Block until every wanted piece is verified and written to its file.
 
+        libtorrent reports a piece as had once its hash passed, which may be before the
+        disk thread wrote it: a file read at once can be missing or short. So a finished
+        torrent's files are then released (`flush_cache`), and this returns only after
+        libtorrent confirms it (`cache_flushed_alert`); callers read only what is on disk.
         Raises `NoPeersError` when no peer was ever connected before the deadline,
         `NetTimeoutError` when peers were there but the transfer did not finish.
         """
@@ -361,6 +369,7 @@ class Session:
             if error:
                 raise StoreError(f"torrent {ih.hex()} failed: {error}")
             if progress.finished:
+                self._flush(ih, handle)
                 return progress
             had_peers = had_peers or progress.peers > 0
             if time.monotonic() >= deadline:
@@ -370,6 +379,17 @@ class Session:
                     f"{ih.hex()}: {progress.done} of {progress.wanted} bytes after {timeout:g}s"
                 )
             time.sleep(_POLL)
+
+    def _flush(self, ih: bytes, handle: Any) -> None:
+        """Write out and close the torrent's files; wait for libtorrent to confirm it."""
+        with self._lock:
+            torrent = self._torrents.get(ih)
+        if torrent is None:
+            return
+        torrent.flushed.clear()
+        handle.flush_cache()
+        if not torrent.flushed.wait(_FLUSH_WAIT):
+            raise StoreError(f"torrent {ih.hex()}: files not written in {_FLUSH_WAIT:g}s")
 
     def fetch_metadata(self, ih: bytes, timeout: float = 30.0) -> bytes:
         """The .torrent bytes for infohash `ih`, built from the info dict peers sent."""

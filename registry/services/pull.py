@@ -25,6 +25,7 @@ from ..store.cache import materialise
 from ..store.state import SeedEntry
 from .context import Context
 from .events import Event
+from .partial import lay_down, starting_files
 from .resolve import Resolution, resolve
 
 
@@ -184,6 +185,12 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
         )
 
     ctx.stop_seeding(ih)  # a seeded copy whose blob went missing: download it afresh
+    starts = starting_files(ctx.cache, manifest, needed)
+    if starts:  # libtorrent keeps every piece of these that hashes right (§8.4)
+        laid = lay_down(starts, folder / meta.name, {f.path: f.size for f in needed})
+        ctx.emit(
+            Event("download", f"starting {len(starts)} files from cached versions ({laid:,} bytes)")
+        )
     net.download(torrent, folder, file_priorities=priorities, on_progress=progress)
     try:
         net.wait_finished(ih, ctx.config.transfer_timeout)
