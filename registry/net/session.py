@@ -25,6 +25,7 @@ from typing import Any
 
 import libtorrent as lt
 
+from ..core import bencode
 from ..core.bep44 import RawItem
 from ..core.errors import (
     IntegrityError,
@@ -34,18 +35,24 @@ from ..core.errors import (
     UsageError,
 )
 from ..core.keys import PublicKey, SigningKey
+from ..core.webseeds import BEP19, WebSeed
 from ..files import atomic_write
 from .contract import Progress, ProgressCallback, PutReport
 from .dht import Dht, network_id
 from .profile import NetProfile, settings_for
 from .resume import ResumeStore
+from .webseeds import Gateway, bad_data_report
 
 log = logging.getLogger(__name__)
 
 _POLL = 0.1  # seconds between status polls while a caller waits
 _PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 _CLOSE_WAIT = 10.0  # seconds close() waits for resume data
+_BITTORRENT_PEER = lt.peer_info.standard_bittorrent  # connection_type of a BitTorrent peer
 _FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
+#: Seconds a download may go without progress after data failed its hash check, while no
+#: BitTorrent peer is connected, before it fails naming the bad source (spec §8.4).
+BAD_DATA_STALL = 15.0
 
 
 @dataclass
@@ -55,6 +62,8 @@ class _Torrent:
     metadata: threading.Event = field(default_factory=threading.Event)
     flushed: threading.Event = field(default_factory=threading.Event)
     error: str = ""
+    failed_pieces: set[int] = field(default_factory=set)
+    web_seeds: tuple[WebSeed, ...] = ()
 
 
 def _ih_bytes(handle: Any) -> bytes:
@@ -98,6 +107,7 @@ class Session:
             self._state_dir / "dht" / f"{network_id(profile)}.state" if self._state_dir else None
         )
         self._torrents: dict[bytes, _Torrent] = {}
+        self._gateway: Gateway | None = None
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
         self._ses: Any = lt.session(self._params())
@@ -205,6 +215,9 @@ class Session:
             self._with_torrent(a, lambda t: t.metadata.set())
         elif isinstance(a, lt.cache_flushed_alert):
             self._with_torrent(a, lambda t: t.flushed.set())
+        elif isinstance(a, lt.hash_failed_alert):
+            piece = int(a.piece_index)
+            self._with_torrent(a, lambda t: t.failed_pieces.add(piece))
         elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
             message = str(a.message())
             self._with_torrent(a, lambda t: setattr(t, "error", message))
@@ -311,26 +324,51 @@ class Session:
         *,
         file_priorities: Sequence[int] | None = None,
         on_progress: ProgressCallback | None = None,
+        web_seeds: Sequence[WebSeed] = (),
     ) -> bytes:
         """Start fetching a torrent (20-byte infohash or .torrent bytes); return its infohash.
 
-        Peers are found through the DHT. `file_priorities` (0 = skip, 1..7) needs the
-        .torrent bytes. `on_progress` is called from the alert thread: keep it quick.
+        Peers are found through the DHT, and `web_seeds` (spec §5.8; they need the .torrent)
+        serve the files over HTTP too: `bep19` seeds as BEP-19 url seeds, `path` seeds through
+        the session's gateway. Web seeds named anywhere else (a `url-list` in `source`, old
+        resume data) are dropped: only the ones passed here, which the manifest signed, are
+        contacted. `file_priorities` (0 = skip, 1..7) needs the .torrent bytes.
+        `on_progress` is called from the alert thread: keep it quick.
         """
         if len(source) == 20:
             ih, ti = source, None
         else:
-            ti = _torrent_info(source)
+            ti = _torrent_info(_info_only(source))
             ih = _ih_bytes(ti)
         atp = self._params_for(ih, ti, save_path)
         if file_priorities is not None:
             if ti is None:
                 raise UsageError("file priorities need the .torrent, not only its infohash")
             atp.file_priorities = list(file_priorities)
+        if web_seeds and ti is None:
+            raise UsageError("web seeds need the .torrent, not only its infohash")
+        name = str(ti.name()) if ti is not None else ""
+        atp.url_seeds = [self._url_seed(seed, name) for seed in web_seeds]
+        atp.http_seeds = []
         added = self._add(atp, on_progress)
+        with self._lock:
+            self._torrents[added].web_seeds = tuple(web_seeds)
         if file_priorities is not None:
             self._handle(added).prioritize_files(list(file_priorities))
         return added
+
+    def _url_seed(self, seed: WebSeed, name: str) -> str:
+        """What libtorrent is told for `seed`: its base (BEP-19 form) or a gateway route."""
+        if seed.kind == BEP19:
+            return seed.base
+        with self._lock:
+            if self._gateway is None:
+                host = self.profile.listen_host
+                if host.startswith("[") or ":" in host or host in ("0.0.0.0", ""):
+                    host = "127.0.0.1"
+                self._gateway = Gateway(host)
+            gateway = self._gateway
+        return gateway.route(seed, name)
 
     def connect_peer(self, ih: bytes, host: str, port: int) -> None:
         """Tell a torrent about a peer directly, without waiting for the DHT."""
@@ -362,16 +400,23 @@ class Session:
         handle = self._handle(ih)
         deadline = time.monotonic() + timeout
         had_peers = False
+        last_done, moved_at = -1, time.monotonic()
         while True:
             progress = _status_progress(ih, handle.status())
             with self._lock:
-                error = self._torrents[ih].error if ih in self._torrents else ""
+                torrent = self._torrents.get(ih)
+                error = torrent.error if torrent is not None else ""
+                failed = bool(torrent and torrent.failed_pieces)
             if error:
                 raise StoreError(f"torrent {ih.hex()} failed: {error}")
             if progress.finished:
                 self._flush(ih, handle)
                 return progress
             had_peers = had_peers or progress.peers > 0
+            if progress.done != last_done:
+                last_done, moved_at = progress.done, time.monotonic()
+            elif failed and time.monotonic() - moved_at > BAD_DATA_STALL:
+                self._fail_on_bad_data(ih, handle)
             if time.monotonic() >= deadline:
                 if not had_peers:
                     raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
@@ -379,6 +424,27 @@ class Session:
                     f"{ih.hex()}: {progress.done} of {progress.wanted} bytes after {timeout:g}s"
                 )
             time.sleep(_POLL)
+
+    def _fail_on_bad_data(self, ih: bytes, handle: Any) -> None:
+        """Raise `IntegrityError` naming the bad source, unless a BitTorrent peer is left.
+
+        Reached when data failed its hash check and nothing moved for `BAD_DATA_STALL` s. A
+        web seed that served a wrong copy of a file is asked no more for that file, and is
+        retried only every 30 s; with no peer left the download would wait forever.
+        """
+        peers = [p for p in handle.get_peer_info() if p.connection_type == _BITTORRENT_PEER]
+        if peers:
+            return
+        with self._lock:
+            torrent = self._torrents[ih]
+            pieces, seeds = sorted(torrent.failed_pieces), torrent.web_seeds
+        ti = handle.torrent_file()
+        report = bad_data_report(ti, seeds, pieces)
+        raise IntegrityError(
+            f"{report}; no other source has them, so the download of {ti.name()} stopped",
+            hint="the bytes were refused and nothing was kept; wait for a peer that has the "
+            "release, or tell the publisher which web seed is wrong",
+        )
 
     def _flush(self, ih: bytes, handle: Any) -> None:
         """Write out and close the torrent's files; wait for libtorrent to confirm it."""
@@ -473,12 +539,23 @@ class Session:
             except (OSError, RuntimeError) as exc:
                 log.warning("could not save DHT state: %s", exc)
         self.dht.close()
+        if self._gateway is not None:
+            self._gateway.close()
         self._stopping.set()
         self._loop.join()
         with self._lock:
             self._torrents.clear()
         self._ses.pause()
         self._ses = None
+
+
+def _info_only(torrent_bytes: bytes) -> bytes:
+    """`d4:info<info>e` of a .torrent: its web seeds, trackers and nodes set aside."""
+    top = bencode.decode(torrent_bytes)
+    info = top.get(b"info") if isinstance(top, dict) else None
+    if not isinstance(info, dict):
+        raise IntegrityError("not a valid .torrent: no info dictionary")
+    return b"d4:info" + bencode.encode(info) + b"e"
 
 
 def _torrent_info(torrent_bytes: bytes) -> Any:

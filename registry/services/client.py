@@ -22,6 +22,7 @@ from ..config import Config
 from ..core.errors import KeyStoreError
 from ..core.keys import SigningKey
 from ..core.refs import Reference, check_name, check_version, parse_reference
+from ..core.webseeds import WebSeed, parse_web_seed
 from ..net.contract import ContentTorrent, Network, Torrents
 from ..store.cache import Cache
 from ..store.keystore import DEFAULT_KEY, KeyStore
@@ -161,10 +162,16 @@ class Client:
         description: str | None = None,
         license: str | None = None,
         tags: tuple[str, ...] = (),
+        web_seeds: Sequence[str | WebSeed] = (),
     ) -> PublishResult:
-        """Publish folder `path` as `version` of model `name` (spec §8.3)."""
+        """Publish folder `path` as `version` of model `name` (spec §8.3).
+
+        `web_seeds`: HTTP(S) places serving the same files (spec §5.8), as `WebSeed`s or as
+        text `[bep19:|path:]URL` (`UsageError` for one that is not a web seed).
+        """
         check_name(name)  # bad input is reported before any passphrase is asked for
         check_version(version)
+        seeds = tuple(s if isinstance(s, WebSeed) else parse_web_seed(s) for s in web_seeds)
         publish_service.check_folder(Path(path))
         signing = key if isinstance(key, SigningKey) else self.signing_key(key)
         return publish_service.publish(
@@ -176,6 +183,7 @@ class Client:
             description=description,
             license=license,
             tags=tags,
+            web_seeds=seeds,
         )
 
     def resolve(self, ref: str | Reference) -> Resolution:

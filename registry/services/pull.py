@@ -191,7 +191,13 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
         ctx.emit(
             Event("download", f"starting {len(starts)} files from cached versions ({laid:,} bytes)")
         )
-    net.download(torrent, folder, file_priorities=priorities, on_progress=progress)
+    net.download(
+        torrent,
+        folder,
+        file_priorities=priorities,
+        on_progress=progress,
+        web_seeds=manifest.web_seeds,
+    )
     try:
         net.wait_finished(ih, ctx.config.transfer_timeout)
         downloaded = net.payload_downloaded(ih)

@@ -1,8 +1,9 @@
 """Check spec/vectors/*.json with plain pynacl and hashlib: no hubless, no msgpack, no torrent
-library. Torrents are rebuilt by hand from spec §5.6."""
+library. Torrents are rebuilt by hand from spec §5.6, web-seed URLs from §5.8."""
 import hashlib
 import json
 import sys
+import urllib.parse
 from pathlib import Path
 
 import nacl.exceptions
@@ -130,6 +131,15 @@ for manifest, content in ((first, torrents[0]), (second, torrents[1])):
     check(manifest["manifest"]["files"] == [
         [entry[0], len(file_bytes(entry)), hashlib.sha256(file_bytes(entry)).hexdigest()]
         for entry in content["files"]], f"files of {manifest['description']}")
+
+for case in load("web_seeds.json"):  # spec §5.8: UTF-8, every byte but A-Z a-z 0-9 -._~ as %XX
+    path = "/".join(urllib.parse.quote(s, safe="") for s in case["path"].split("/"))
+    name = case["name"] + "/" if case["kind"] == "bep19" else ""
+    check(case["base"] + name + path == case["url"], case["description"])
+for manifest in (first, second):  # spec §11: format 2 exactly when it names web seeds
+    seeds = manifest["manifest"].get("web_seeds", [])
+    check(manifest["manifest"]["format"] == (2 if seeds else 1) and seeds == sorted(seeds),
+          f"format of {manifest['description']}")
 
 bad = [c for c in load("invalid.json") if c["error"] == "BadSignatureError"]
 for case in bad:

@@ -23,6 +23,7 @@ from hubless.core.paths import check_paths, fold
 from hubless.core.record import decode_record, verify_record
 from hubless.core.refs import parse_reference
 from hubless.core.trust import KnownRecord, check_known
+from hubless.core.webseeds import WebSeed
 from hubless.net.torrents import create_blob_torrent, create_content_torrent, piece_length_for
 
 from tests import vectors
@@ -186,6 +187,22 @@ def test_piece_length_vectors(case: dict[str, Any]) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         made = lt.create_torrent(storage, case["piece_length"], lt.create_torrent.v1_only)
     assert made.num_pieces() == case["pieces"]
+
+
+@pytest.mark.parametrize("case", load("web_seeds.json"), ids=lambda c: c["description"])
+def test_web_seed_url_vectors(case: dict[str, Any]) -> None:
+    seed = WebSeed(case["kind"], case["base"])
+    assert seed.file_url(case["name"], case["path"]) == case["url"]
+
+
+def test_the_second_manifest_names_web_seeds_in_format_2() -> None:
+    first, second = load("manifests.json")
+    assert (first["manifest"]["format"], second["manifest"]["format"]) == (1, 2)
+    key = PublicKey(bytes.fromhex(second["public_key"]))
+    verified = verify_manifest(bytes.fromhex(second["signed"]), key, "tiny-llama", now=vectors.NOW)
+    assert [[w.kind, w.base] for w in verified.manifest.web_seeds] == second["manifest"][
+        "web_seeds"
+    ]
 
 
 @pytest.mark.parametrize("case", load("paths.json"), ids=lambda c: c["description"])

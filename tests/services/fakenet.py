@@ -200,6 +200,7 @@ class FakeNetwork:
         *,
         file_priorities: Sequence[int] | None = None,
         on_progress: ProgressCallback | None = None,
+        web_seeds: Sequence[object] = (),  # no HTTP here: web seeds are tested on loopback
     ) -> bytes:
         if len(source) == 20:
             raise UsageError("this fake needs the .torrent bytes, not only an infohash")
