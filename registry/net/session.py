@@ -39,6 +39,7 @@ from ..core.webseeds import BEP19, WebSeed
 from ..files import atomic_write
 from .contract import Progress, ProgressCallback, PutReport
 from .dht import Dht, network_id
+from .malloc import tune_allocator
 from .profile import NetProfile, settings_for
 from .resume import ResumeStore
 from .webseeds import Gateway, bad_data_report
@@ -110,6 +111,7 @@ class Session:
         self._gateway: Gateway | None = None
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
+        tune_allocator()
         self._ses: Any = lt.session(self._params())
         self.dht = Dht(self._ses, self._lock, profile)
         self._stopping = threading.Event()
@@ -303,13 +305,16 @@ class Session:
     ) -> bytes:
         """Serve the files of a .torrent found under `save_path`; return its infohash.
 
-        libtorrent checks the files first unless `trust_files` (we just hashed them).
+        libtorrent checks the files first unless `trust_files` (we just hashed them, or they
+        are verified blobs): then every piece is marked as had, without libtorrent's
+        `seed_mode`, which hashes each piece again on its first request and, with deep
+        request queues, cost a seeder twice the CPU of sending (bench/transfer.py).
         `upload_limit` caps this torrent's upload in bytes per second (0: none).
         """
         ti = _torrent_info(torrent_bytes)
         atp = self._params_for(None, ti, save_path)
         if trust_files:
-            atp.flags |= lt.torrent_flags.seed_mode
+            atp.have_pieces = [True] * ti.num_pieces()
         ih = self._add(atp)
         handle = self._handle(ih)
         if upload_limit:

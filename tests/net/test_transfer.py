@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,32 @@ def test_sessions_stay_on_loopback(testnet: RunningTestnet, client: Session) -> 
     for endpoint in settings["dht_bootstrap_nodes"].split(","):
         assert endpoint in testnet.bootstrap
     assert not (settings["enable_lsd"] or settings["enable_upnp"] or settings["enable_natpmp"])
+
+
+def test_trusted_files_seed_at_once_without_seed_mode(client: Session, tmp_path: Path) -> None:
+    """Files hubless hashed itself are marked as had: no check now, and no libtorrent
+    `seed_mode`, which would hash every piece again on its first request (decision 0009)."""
+    import libtorrent as lt
+    from hubless.net.malloc import tune_allocator
+
+    content = _model(tmp_path / "src" / "model", {"a.bin": 2 * MIB, "b.json": 300})
+    ih = client.seed(content.torrent_bytes, tmp_path / "src", trust_files=True)
+    handle = client._handle(ih)
+    status = handle.status()
+    assert status.is_seeding and status.num_pieces == len(status.pieces)
+    assert not handle.flags() & lt.torrent_flags.seed_mode
+    assert tune_allocator() is False  # done once per process, by the first session
+
+
+def test_untrusted_files_are_checked_first(client: Session, tmp_path: Path) -> None:
+    import libtorrent as lt
+
+    content = _model(tmp_path / "src" / "model", {"a.bin": 2 * MIB})
+    (tmp_path / "src" / "model" / "a.bin").write_bytes(b"\0" * (2 * MIB))  # not what was hashed
+    ih = client.seed(content.torrent_bytes, tmp_path / "src")
+    handle = client._handle(ih)
+    deadline = time.monotonic() + 20
+    while handle.status().state != lt.torrent_status.downloading:  # the check is over
+        assert time.monotonic() < deadline, handle.status().state
+        time.sleep(0.05)
+    assert not handle.status().is_seeding and handle.status().num_pieces == 0
