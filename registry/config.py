@@ -56,7 +56,7 @@ class Config:
     passphrase: str | None = field(default=None, repr=False)
     dht_timeout: float = 30.0
     transfer_timeout: float = 3600.0
-    upload_limit: int = 0  # bytes per second per torrent; 0: no limit
+    upload_limit: int = 0  # bytes per second per content torrent (a model); 0: no limit
 
     @property
     def local_network(self) -> bool:

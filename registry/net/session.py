@@ -51,6 +51,8 @@ _PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 _CLOSE_WAIT = 10.0  # seconds close() waits for resume data
 _BITTORRENT_PEER = lt.peer_info.standard_bittorrent  # connection_type of a BitTorrent peer
 _FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
+#: Seconds after the start of a download at which its peers are looked up in the DHT again.
+_PEER_LOOKUPS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 #: Seconds a download may go without progress after data failed its hash check, while no
 #: BitTorrent peer is connected, before it fails naming the bad source (spec §8.4).
 BAD_DATA_STALL = 15.0
@@ -392,6 +394,19 @@ class Session:
         """Payload bytes this session has downloaded for the torrent (not from disk)."""
         return int(self._handle(ih).status().total_payload_download)
 
+    def payload_uploaded(self, ih: bytes) -> int:
+        """Payload bytes this session has sent to peers for the torrent since it was added."""
+        return int(self._handle(ih).status().total_payload_upload)
+
+    def set_super_seeding(self, ih: bytes, on: bool = True) -> None:
+        """BEP-16 super seeding for a torrent this session seeds: each piece goes to one
+        peer until another has it, so an initial seed uploads each piece about once."""
+        handle = self._handle(ih)
+        if on:
+            handle.set_flags(lt.torrent_flags.super_seeding)
+        else:
+            handle.unset_flags(lt.torrent_flags.super_seeding)
+
     def wait_finished(self, ih: bytes, timeout: float) -> Progress:
         """Block until every wanted piece is verified and written to its file.
 
@@ -399,13 +414,20 @@ class Session:
         disk thread wrote it: a file read at once can be missing or short. So a finished
         torrent's files are then released (`flush_cache`), and this returns only after
         libtorrent confirms it (`cache_flushed_alert`); callers read only what is on disk.
+        While waiting, it asks the DHT for peers again after 1, 2, 4, … 64 s (libtorrent
+        looks once at the start and then every 15 minutes, and peer exchange gossips once a
+        minute): consumers that start together find each other within seconds instead of
+        all pulling from the first seed (bench/fanout.py, decision 0009).
         Raises `NoPeersError` when no peer was ever connected before the deadline,
         `NetTimeoutError` when peers were there but the transfer did not finish.
         """
         handle = self._handle(ih)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         had_peers = False
-        last_done, moved_at = -1, time.monotonic()
+        last_done, moved_at = -1, started
+        lookups = iter(_PEER_LOOKUPS)
+        next_lookup = next(lookups, None)
         while True:
             progress = _status_progress(ih, handle.status())
             with self._lock:
@@ -418,6 +440,9 @@ class Session:
                 self._flush(ih, handle)
                 return progress
             had_peers = had_peers or progress.peers > 0
+            if next_lookup is not None and time.monotonic() - started >= next_lookup:
+                handle.force_dht_announce()
+                next_lookup = next(lookups, None)
             if progress.done != last_done:
                 last_done, moved_at = progress.done, time.monotonic()
             elif failed and time.monotonic() - moved_at > BAD_DATA_STALL:
@@ -472,13 +497,22 @@ class Session:
             atp.flags |= lt.torrent_flags.upload_mode  # metadata only: never write pieces
             self._add(atp)
         handle = self._handle(ih)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         had_peers = False
+        lookups = iter(_PEER_LOOKUPS)  # as in wait_finished: a first lookup may find nobody
+        next_lookup = next(lookups, None)
         try:
             with self._lock:
                 got = self._torrents[ih].metadata
             while not got.wait(_POLL):
-                had_peers = had_peers or int(handle.status().num_peers) > 0
+                status = handle.status()
+                if status.has_metadata:  # its alert can come before _add registered the torrent
+                    break
+                had_peers = had_peers or int(status.num_peers) > 0
+                if next_lookup is not None and time.monotonic() - started >= next_lookup:
+                    handle.force_dht_announce()
+                    next_lookup = next(lookups, None)
                 if time.monotonic() >= deadline:
                     if not had_peers:
                         raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
@@ -508,16 +542,25 @@ class Session:
         with self._lock:
             handles = [t.handle for t in self._torrents.values()]
         for handle in handles:
-            if not handle.is_valid() or not handle.status().has_metadata:
-                continue
-            if (
-                flags & lt.save_resume_flags_t.only_if_modified
-                and not handle.need_save_resume_data()
-            ):
+            # Another thread may remove the torrent at any moment: a handle that went invalid
+            # raises RuntimeError, which must not end the alert loop that called this.
+            try:
+                if not handle.is_valid() or not handle.status().has_metadata:
+                    continue
+                if (
+                    flags & lt.save_resume_flags_t.only_if_modified
+                    and not handle.need_save_resume_data()
+                ):
+                    continue
+            except RuntimeError:
                 continue
             with self._lock:
                 self._resume_pending += 1
-            handle.save_resume_data(flags | lt.save_resume_flags_t.save_info_dict)
+            try:
+                handle.save_resume_data(flags | lt.save_resume_flags_t.save_info_dict)
+            except RuntimeError:
+                log.debug("torrent removed while its resume data was asked for")
+                self._resume_answered()
 
     def _resume_answered(self) -> None:
         with self._lock:

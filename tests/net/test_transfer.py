@@ -204,3 +204,35 @@ def test_untrusted_files_are_checked_first(client: Session, tmp_path: Path) -> N
         assert time.monotonic() < deadline, handle.status().state
         time.sleep(0.05)
     assert not handle.status().is_seeding and handle.status().num_pieces == 0
+
+
+def test_many_metadata_fetches_at_once_all_get_it(
+    testnet: RunningTestnet, spawn_python: Spawn, tmp_path: Path
+) -> None:
+    """Eight fetches from one rate-limited seed at once. Before the fix some never got the
+    metadata: libtorrent dropped the seed as an upload-to-upload link, or the metadata alert
+    came before the torrent was registered (decision 0009)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hubless.net.profile import NetProfile
+
+    src = tmp_path / "src"
+    content = _model(src / "model", {"a.bin": 4 * MIB, "b.bin": 4 * MIB})
+    _seed(spawn_python, testnet, src, [content.torrent_bytes], tmp_path, upload_limit=2 * MIB)
+    bootstrap = testnet.profile().bootstrap
+    busy = Session(NetProfile.local(bootstrap, host="127.101.1.2"))  # keeps the seed uploading
+    busy.wait_for_dht(2, 10)
+    busy.download(content.torrent_bytes, tmp_path / "busy")
+
+    def fetch(i: int) -> bytes:
+        with Session(NetProfile.local(bootstrap, host=f"127.101.0.{10 + i}")) as session:
+            session.wait_for_dht(2, 10)
+            return session.fetch_metadata(content.infohash_v1, timeout=20)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(fetch, range(8)))
+    finally:
+        busy.close()
+    info = content.torrent_bytes[len(b"d4:info") : -1]
+    assert all(torrent == b"d4:info" + info + b"e" for torrent in got)
