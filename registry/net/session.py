@@ -29,7 +29,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libtorrent as lt
 
@@ -51,7 +51,9 @@ from .malloc import tune_allocator
 from .profile import NetProfile, settings_for
 from .resume import ResumeStore
 from .torrents import TORRENT_LIMITS, load_torrent_info
-from .webseeds import Gateway, bad_data_report
+
+if TYPE_CHECKING:  # imported when first used: urllib and http.server cost every command
+    from .webseeds import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -474,6 +476,8 @@ class Session:
         """What libtorrent is told for `seed`: its base (BEP-19 form) or a gateway route."""
         if seed.kind == BEP19:
             return seed.base
+        from .webseeds import Gateway
+
         with self._lock:
             if self._gateway is None:
                 host = self.profile.listen_host
@@ -586,6 +590,8 @@ class Session:
                 hint="the publisher or another seeder must be online with the right "
                 "files; try again later",
             )
+        from .webseeds import bad_data_report
+
         report = bad_data_report(ti, seeds, pieces)
         raise IntegrityError(
             f"{summary}: {report}; no other source has them, so the download of "

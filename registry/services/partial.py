@@ -139,7 +139,7 @@ def lay_down(
             _copy(source, target, under or source.parent)
             if target.stat().st_size > sizes[path]:
                 os.truncate(target, sizes[path])
-        except OSError:  # only a hint: a failed copy means a full download of this file
+        except (OSError, ValueError):  # only a hint: a failed copy means a full download
             with contextlib.suppress(OSError):
                 target.unlink()
             continue
