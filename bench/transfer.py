@@ -1,20 +1,26 @@
 """Transfer throughput: a generated model pulled over hubless vs. HTTP from a local nginx.
 
-    python bench/transfer.py [--gib 2] [--files 4] [--reps 3]
+    python bench/transfer.py [--gib 2] [--files 4] [--reps 3] [--http nginx|lab]
 
 A model of random bytes is seeded by 1 and by 3 local processes (a loopback testnet in its
 own process) and pulled by another process to disk; libtorrent verifies every piece. The
 baselines fetch the same files from our own nginx on 127.0.0.1: `curl` (one connection)
 and `aria2c -x4`, each followed by `openssl dgst -sha256` of the files. Runs are interleaved
-and the median of `--reps` is reported. Every contender reads files from the page cache
-(dropping it needs root privileges we do not assume), and writes to the page cache.
-Everything is created under one temp folder that is removed at the end.
+and the median of `--reps` is reported, with the CPU seconds per GiB each hubless process
+spent (a measure that other load on the machine does not move much). Every contender reads
+files from the page cache (dropping it needs root privileges we do not assume), and writes to
+the page cache. Everything is created under one temp folder that is removed at the end.
+
+Needs nginx, curl, aria2c and openssl (Debian: `apt-get install nginx-light curl aria2
+openssl`); `--http lab` serves the files with hubless's own Python server instead of nginx
+(slower than nginx, so the ratios flatter hubless: use it only where nginx cannot be had).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import socket
 import statistics
@@ -83,25 +89,34 @@ def _session(bootstrap: str, state: str | None = None) -> Session:
     return session
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def role_seed(bootstrap: str, torrent: str, save_path: str) -> None:
     session = _session(bootstrap)
     ih = session.seed(Path(torrent).read_bytes(), save_path, trust_files=True)
     session.wait_finished(ih, 60)
     print(session.listen_port, flush=True)
-    sys.stdin.read()  # until the parent closes our stdin or kills us
+    start = _cpu()
+    sys.stdin.readline()  # the parent asks for the CPU spent, then closes stdin or kills us
+    print(json.dumps({"cpu": _cpu() - start}), flush=True)
+    sys.stdin.read()
 
 
 def role_pull(bootstrap: str, torrent: str, save_path: str, state: str, peers: str) -> None:
     session = _session(bootstrap, state)
     data = Path(torrent).read_bytes()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     ih = session.download(data, save_path)
     for port in filter(None, peers.split(",")):
         session.connect_peer(ih, "127.0.0.1", int(port))
     done = session.wait_finished(ih, 600)
     seconds = time.perf_counter() - start
     payload = session.payload_downloaded(ih)
-    print(json.dumps({"seconds": seconds, "bytes": done.wanted, "payload": payload}), flush=True)
+    report = {"seconds": seconds, "bytes": done.wanted, "payload": payload, "cpu": _cpu() - cpu}
+    print(json.dumps(report), flush=True)
     session.close()
 
 
@@ -193,9 +208,12 @@ def run_aria2(port: int, names: list[str], dst: Path) -> float:
     return time.perf_counter() - start
 
 
+CPU: dict[str, list[tuple[float, float]]] = {}  # label -> (pull, all seeders) CPU s per run
+
+
 def run_hubless(
-    bootstrap: str, torrent: Path, src: Path, dst: Path, seeds: int, work: Path
-) -> tuple[float, int]:
+    bootstrap: str, torrent: Path, src: Path, dst: Path, seeds: int, work: Path, label: str
+) -> float:
     seeders = [_spawn("--role", "seed", bootstrap, str(torrent), str(src)) for _ in range(seeds)]
     try:
         ports = [_line(p) for p in seeders]
@@ -205,11 +223,44 @@ def run_hubless(
         )
         result = json.loads(_line(puller))
         puller.wait(60)
+        seed_cpu = 0.0
+        for proc in seeders:
+            assert proc.stdin is not None
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            seed_cpu += float(json.loads(_line(proc))["cpu"])
+        CPU.setdefault(label, []).append((float(result["cpu"]), seed_cpu))
         shutil.rmtree(state, ignore_errors=True)
-        return float(result["seconds"]), int(result["payload"])
+        return float(result["seconds"])
     finally:
         for proc in seeders:
             _stop(proc)
+
+
+def check_tools(http: str) -> None:
+    """Stop with a sentence naming what is missing, instead of a traceback later."""
+    needed = ["curl", "aria2c", "openssl"] + (["nginx"] if http == "nginx" else [])
+    missing = [tool for tool in needed if shutil.which(tool) is None]
+    if missing:
+        packages = {"nginx": "nginx-light", "aria2c": "aria2"}
+        names = " ".join(packages.get(tool, tool) for tool in missing)
+        sys.exit(
+            f"bench/transfer.py needs {', '.join(missing)}: install with "
+            f"`apt-get install {names}`"
+            + (
+                " (or run with --http lab to serve with Python instead of nginx)"
+                if "nginx" in missing
+                else ""
+            )
+        )
+
+
+@contextmanager
+def lab_server(root: Path) -> Iterator[int]:
+    from hubless.lab.webserver import StaticServer
+
+    with StaticServer(root) as server:
+        yield server.port
 
 
 def main() -> None:
@@ -218,7 +269,11 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--dir", default=None, help="parent of the temp folder (default: /tmp)")
+    parser.add_argument(
+        "--http", choices=["nginx", "lab"], default="nginx", help="the HTTP baselines' server"
+    )
     args = parser.parse_args()
+    check_tools(args.http)
 
     from hubless.net.torrents import create_content_torrent
 
@@ -253,14 +308,19 @@ def main() -> None:
 
         contenders: dict[str, Callable[[Path], float]] = {}
         results: dict[str, list[float]] = {}
-        with nginx(work / "src" / "model", work) as port:
+        serve = (
+            nginx(work / "src" / "model", work)
+            if args.http == "nginx"
+            else lab_server(work / "src" / "model")
+        )
+        with serve as port:
             contenders["curl + openssl sha256"] = lambda d: run_curl(port, names, d)
             contenders["hubless, 1 seed"] = lambda d: run_hubless(
-                bootstrap, torrent, work / "src", d, 1, work
-            )[0]
+                bootstrap, torrent, work / "src", d, 1, work, "hubless, 1 seed"
+            )
             contenders["hubless, 3 seeds"] = lambda d: run_hubless(
-                bootstrap, torrent, work / "src", d, 3, work
-            )[0]
+                bootstrap, torrent, work / "src", d, 3, work, "hubless, 3 seeds"
+            )
             contenders["aria2c -x4 + openssl sha256"] = lambda d: run_aria2(port, names, d)
             for rep in range(args.reps):
                 for label, run in contenders.items():
@@ -282,6 +342,11 @@ def main() -> None:
                 f"  ratio hubless {seeds:8s} / curl: {hub / base:.2f}   / aria2c -x4: "
                 f"{hub / aria:.2f}   / curl alone: {hub / curl_alone:.2f}"
             )
+        gib = total / (1 << 30)
+        for label, runs in CPU.items():
+            pull = statistics.median(r[0] for r in runs) / gib
+            seed = statistics.median(r[1] for r in runs) / gib
+            print(f"  CPU s per GiB, {label}: puller {pull:.2f}, seeders together {seed:.2f}")
     finally:
         if testnet is not None:
             _stop(testnet)

@@ -222,7 +222,8 @@ def global_options(*, hidden: bool) -> Callable[[F], F]:
             {
                 "type": click.IntRange(min=0),
                 "metavar": "BYTES/S",
-                "help": "Cap upload per seeded torrent, 0: none (env HUBLESS_UPLOAD_LIMIT; "
+                "help": "Cap upload per seeded model (manifests are not capped), 0: none "
+                "(env HUBLESS_UPLOAD_LIMIT; "
                 "config.toml upload_limit).",
             },
         ),

@@ -60,6 +60,11 @@ def resolve(app: App, ref: str) -> None:
             *release_lines(m, ""),
             f"{'manifest':<12}{s['manifest_infohash']}",
             f"{'content':<12}{s['content_infohash']}",
+            *(
+                f"{'web seed' if i == 0 else '':<12}{w.base}"
+                + (" (files)" if w.kind != "bep19" else "")
+                for i, w in enumerate(m.web_seeds)
+            ),
         ]
     )
     app.renderer.result(s, text, value=s["reference"])

@@ -18,6 +18,15 @@ from .render import human_size
 @click.option("--notes", help="Description shown with this version.")
 @click.option("--license", "license_", help="License identifier, e.g. apache-2.0.")
 @click.option("--tag", multiple=True, help="Tag (repeatable).")
+@click.option(
+    "--web-seed",
+    "web_seeds",
+    multiple=True,
+    metavar="URL",
+    help="HTTP(S) folder serving the same files, signed into the manifest (repeatable): "
+    "URL/NAME/PATH (BEP-19, any BitTorrent client), or with path: in front URL/PATH "
+    "(a Hugging Face .../resolve/REV/ URL is path: by itself).",
+)
 @click.option("--key", "key_name", default=DEFAULT_KEY, show_default=True, help="Key to sign with.")
 @click.option("--seed/--no-seed", default=False, help="Then run this home's daemon, until Ctrl-C.")
 @click.option(
@@ -34,6 +43,7 @@ def publish(
     notes: str | None,
     license_: str | None,
     tag: tuple[str, ...],
+    web_seeds: tuple[str, ...],
     key_name: str,
     seed: bool,
     follow_links: bool,
@@ -43,9 +53,11 @@ def publish(
     With -q, prints only the reference (KEY/NAME@VERSION).
     """
     from hubless.core.refs import check_name, check_version
+    from hubless.core.webseeds import parse_web_seed
 
     check_name(name)  # bad input is reported before any passphrase is asked for
     check_version(version)
+    seeds = tuple(parse_web_seed(url) for url in web_seeds)
     client = app.client(serve=seed)
     # Loaded once: publishing and then seeding (which republishes) must not ask twice.
     signing = app.signing_key(key_name)
@@ -58,6 +70,7 @@ def publish(
         license=license_,
         tags=tag,
         follow_links=follow_links,
+        web_seeds=seeds,
     )
     if result.unchanged:
         summary = f"{result.reference} is unchanged (seq {result.seq}): nothing published"

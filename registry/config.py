@@ -69,7 +69,7 @@ class Config:
     passphrase: str | None = field(default=None, repr=False)
     dht_timeout: float = DHT_TIMEOUT
     transfer_timeout: float = TRANSFER_TIMEOUT
-    upload_limit: int = 0  # bytes per second per torrent; 0: no limit
+    upload_limit: int = 0  # bytes per second per content torrent (a model); 0: no limit
     offline: bool = False  # never touch the network: answer from the cache or fail
     timeout: float | None = None  # the user's bound on every lookup and download wait, s
     hf_cache: bool = False  # also lay pulled versions out as a Hugging Face cache

@@ -21,6 +21,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 _FICLONE = 0x40049409  # ioctl: clone a whole file (btrfs, xfs, bcachefs)
 # copy_file_range refuses these where a plain read/write copy works (another filesystem,
@@ -72,13 +73,20 @@ def copy_file(source: Path, target: Path) -> None:
     """Copy bytes: a copy-on-write clone where the filesystem can, else a kernel copy, else
     a plain read/write copy (another filesystem: `EXDEV`). `target` is created or truncated."""
     with open(source, "rb") as src, open(target, "wb") as dst:
-        try:
-            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-            return
-        except OSError:
-            pass
-        if not _kernel_copy(src.fileno(), dst.fileno()):
-            shutil.copyfileobj(src, dst, _CHUNK)
+        copy_open(src, dst)
+
+
+def copy_open(src: BinaryIO, dst: BinaryIO) -> None:
+    """`copy_file` between files already open (both at offset 0): a clone, else a kernel
+    copy, else a plain read/write copy. For callers that opened `src` without following
+    links (`open_regular`) or `dst` exclusively."""
+    try:
+        fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+        return
+    except OSError:
+        pass
+    if not _kernel_copy(src.fileno(), dst.fileno()):
+        shutil.copyfileobj(src, dst, _CHUNK)
 
 
 def _kernel_copy(src: int, dst: int) -> bool:

@@ -27,6 +27,7 @@ from hubless.core.manifest import (
 from hubless.core.paths import fold
 from hubless.core.record import MAX_CLOCK_SKEW, Record, encode_record
 from hubless.core.refs import parse_reference
+from hubless.core.webseeds import WebSeed
 
 from tests.vector_torrents import (
     content_torrent_case,
@@ -34,6 +35,7 @@ from tests.vector_torrents import (
     infohash,
     invalid_torrents,
     manifest_torrent_info,
+    mixed_files,
     piece_lengths,
 )
 
@@ -53,6 +55,12 @@ V1_FILES = {
     "sub/z.txt": b"zz\n",
 }
 V2_FILES = {**V1_FILES, "model.safetensors": hashlib.sha256(b"weights v2").digest() * 4}
+
+# The second manifest's web seeds (§5.8): one of each kind, sorted by kind then URL.
+WEB_SEEDS = (
+    WebSeed("bep19", "https://mirror.example/models/"),
+    WebSeed("path", "https://huggingface.co/example/tiny-llama/resolve/main/"),
+)
 
 SEEDS = [bytes(range(32)), hashlib.sha256(b"hubless vector key 1").digest(), b"\x00" * 32]
 ALICE = SigningKey(SEEDS[1])
@@ -168,12 +176,13 @@ def manifests() -> tuple[list[dict[str, Any]], list[bytes]]:
         _files(V2_FILES),
         history=next_history(first_verified, infohash(manifest_torrent_info(first_signed))),
         prev=first_verified.hash,
+        web_seeds=WEB_SEEDS,
     )
     cases = []
     signed_all = []
     for description, m in (
         ("first version", first),
-        ("second version chaining to the first", second),
+        ("second version chaining to the first; names web seeds, so it is format 2", second),
     ):
         body = encode_body(m)
         signed = sign_manifest(m, ALICE)
@@ -202,7 +211,7 @@ def manifests() -> tuple[list[dict[str, Any]], list[bytes]]:
 
 def _manifest_json(m: Manifest) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "format": 1,
+        "format": m.format,
         "publisher": m.publisher.raw.hex(),
         "name": m.name,
         "version": m.version,
@@ -218,6 +227,7 @@ def _manifest_json(m: Manifest) -> dict[str, Any]:
         ("description", m.description),
         ("license", m.license),
         ("tags", list(m.tags) or None),
+        ("web_seeds", [[w.kind, w.base] for w in m.web_seeds] or None),
     ):
         if value is not None:
             out[key] = value
@@ -263,6 +273,27 @@ HOSTILE_PATH_SETS: list[tuple[str, list[str]]] = [
     ("capital I with dot above folds to i + U+0307", ["i\u0307.txt", "\u0130.txt"]),
     ("a Unicode 14.0 case pair: U+2C2F folds to U+2C5F", ["\u2c2f.txt", "\u2c5f.txt"]),
     ("Angstrom sign U+212B as a file, a + ring above as its folder", ["\u212b", "a\u030a/x"]),
+]
+
+# Web seed lists a manifest must not carry (§5.8), each refused with MalformedError.
+INVALID_WEB_SEEDS: list[tuple[str, list[Any]]] = [
+    ("URL with a user name", [["bep19", "https://user@mirror.example/m/"]]),
+    ("URL with a query", [["path", "https://mirror.example/m/?token=1/"]]),
+    ("URL with a fragment", [["path", "https://mirror.example/m/#x/"]]),
+    ("URL without the final '/'", [["bep19", "https://mirror.example/models"]]),
+    ("ftp URL", [["bep19", "ftp://mirror.example/models/"]]),
+    ("URL with an upper-case scheme", [["bep19", "HTTPS://mirror.example/models/"]]),
+    ("URL with a space", [["bep19", "https://mirror.example/my models/"]]),
+    ("URL with a '..' segment", [["bep19", "https://mirror.example/a/../models/"]]),
+    ("URL with port 0", [["bep19", "http://127.0.0.1:0/models/"]]),
+    ("unknown kind", [["s3", "https://mirror.example/models/"]]),
+    ("entry of three elements", [["bep19", "https://mirror.example/models/", 1]]),
+    (
+        "list not sorted",
+        [["path", "https://b.example/"], ["bep19", "https://a.example/"]],
+    ),
+    ("the same seed twice", [["bep19", "https://a.example/"], ["bep19", "https://a.example/"]]),
+    ("list of 17 seeds", [["bep19", f"https://m{i:02d}.example/"] for i in range(17)]),
 ]
 
 # Characters some runtimes' trim() removes that a reference keeps (§3: ASCII whitespace only).
@@ -591,8 +622,19 @@ def invalid(signed_manifests: list[bytes]) -> list[dict[str, Any]]:
         ),
     )
     manifest_case(
-        "manifest format 2", "UnsupportedFormatError", _forged_manifest(with_(format=2), ALICE)
+        "manifest format 3", "UnsupportedFormatError", _forged_manifest(with_(format=3), ALICE)
     )
+    seed_pair = [["bep19", "https://mirror.example/models/"]]
+    for description, fields in (
+        ("format 2 that names no web seeds (must be format 1)", with_(format=2)),
+        ("format 1 with web seeds (a field format 1 does not have)", with_(web_seeds=seed_pair)),
+        ("web seeds present but empty", with_(format=2, web_seeds=[])),
+        *(
+            (f"web seed {description}", with_(format=2, web_seeds=seeds))
+            for description, seeds in INVALID_WEB_SEEDS
+        ),
+    ):
+        manifest_case(f"manifest {description}", "MalformedError", _forged_manifest(fields, ALICE))
     manifest_case(
         "negative file size",
         "MalformedError",
@@ -726,6 +768,24 @@ def index_vectors() -> list[dict[str, Any]]:
     return cases
 
 
+def web_seed_urls() -> list[dict[str, Any]]:
+    """How a file's URL is formed from a web seed (§5.8), percent-encoding included."""
+    cases = []
+    for seed in (*WEB_SEEDS, WebSeed("bep19", "http://127.0.0.1:8080/")):
+        for path in ("config.json", "sub/z.txt", "tokenizer/vocab 2%#\u00fc~.txt"):
+            cases.append(
+                {
+                    "description": f"{seed.kind} seed, {path!r}",
+                    "kind": seed.kind,
+                    "base": seed.base,
+                    "name": NAME,
+                    "path": path,
+                    "url": seed.file_url(NAME, path),
+                }
+            )
+    return cases
+
+
 def build() -> dict[str, Any]:
     manifest_cases, signed = manifests()
     return {
@@ -746,8 +806,14 @@ def build() -> dict[str, Any]:
                 "one-file",
                 {"weights.bin": b"\x00\x01"},
             ),
+            content_torrent_case(
+                "small files packed; files of a piece or more start and end on a boundary",
+                "mixed",
+                mixed_files(),
+            ),
         ],
         "piece_lengths.json": piece_lengths(),
+        "web_seeds.json": web_seed_urls(),
         "index.json": index_vectors(),
         "paths.json": paths(),
         "references.json": references(),

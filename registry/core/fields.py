@@ -34,13 +34,16 @@ def require_keys(
         raise MalformedError(f"{what} has unknown fields {', '.join(sorted(extra))}")
 
 
-def check_format(fields: dict[str, Any], key: str, supported: int, what: str) -> None:
+def check_format(
+    fields: dict[str, Any], key: str, supported: int | tuple[int, ...], what: str
+) -> None:
     version = fields.get(key)
     if not isinstance(version, int) or isinstance(version, bool):
         raise MalformedError(f"{what} has no format version")
-    if version != supported:
+    known = supported if isinstance(supported, tuple) else (supported,)
+    if version not in known:
         raise UnsupportedFormatError(
-            f"{what} format {version} is not supported (this is {supported})"
+            f"{what} format {version} is not supported (this reads {' and '.join(map(str, known))})"
         )
 
 

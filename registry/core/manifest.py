@@ -40,8 +40,11 @@ from .fields import (
 from .keys import SIGNATURE_SIZE, PublicKey, SigningKey
 from .paths import check_paths
 from .refs import check_name, check_version
+from .webseeds import WebSeed, check_web_seeds, decode_web_seeds
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 1  # a manifest without web seeds (§11)
+MANIFEST_FORMAT_WEB_SEEDS = 2  # format 1 plus `web_seeds` (§5.8, §11)
+MANIFEST_FORMATS = (MANIFEST_FORMAT, MANIFEST_FORMAT_WEB_SEEDS)
 SIGNATURE_DOMAIN = b"hubless manifest v1\x00"
 MAX_MANIFEST_SIZE = 32 * 1024 * 1024
 MAX_FILES = 200_000
@@ -65,6 +68,10 @@ _REQUIRED = {
     "history",
 }
 _OPTIONAL = frozenset({"prev", "yanked", "description", "license", "tags"})
+_OPTIONAL_BY_FORMAT = {
+    MANIFEST_FORMAT: _OPTIONAL,
+    MANIFEST_FORMAT_WEB_SEEDS: _OPTIONAL | {"web_seeds"},
+}
 
 
 @dataclass(frozen=True)
@@ -105,9 +112,15 @@ class Manifest:
     description: str | None = None
     license: str | None = None
     tags: tuple[str, ...] = field(default=())
+    web_seeds: tuple[WebSeed, ...] = field(default=())
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    @property
+    def format(self) -> int:
+        """The body's format number: 2 exactly when it names web seeds (§11)."""
+        return MANIFEST_FORMAT_WEB_SEEDS if self.web_seeds else MANIFEST_FORMAT
 
     @property
     def total_size(self) -> int:
@@ -141,7 +154,7 @@ def manifest_hash(data: bytes) -> bytes:
 def encode_body(manifest: Manifest) -> bytes:
     """Canonical msgpack of the manifest's fields: the bytes the signature covers."""
     body: dict[str, Any] = {
-        "format": MANIFEST_FORMAT,
+        "format": manifest.format,
         "publisher": manifest.publisher.raw,
         "name": manifest.name,
         "version": manifest.version,
@@ -160,6 +173,7 @@ def encode_body(manifest: Manifest) -> bytes:
         "description": manifest.description,
         "license": manifest.license,
         "tags": list(manifest.tags) if manifest.tags else None,
+        "web_seeds": [[w.kind, w.base] for w in manifest.web_seeds] or None,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     return canonical.encode(body)
@@ -222,9 +236,12 @@ def decode_body(body: bytes) -> Manifest:
     fields = require_map(
         canonical.decode(body, what="manifest body", max_size=MAX_MANIFEST_SIZE), "manifest"
     )
-    check_format(fields, "format", MANIFEST_FORMAT, "manifest")
-    require_keys(fields, _REQUIRED, "manifest", _OPTIONAL)
-    for key in _OPTIONAL & fields.keys():
+    check_format(fields, "format", MANIFEST_FORMATS, "manifest")
+    optional = _OPTIONAL_BY_FORMAT[fields["format"]]
+    require_keys(fields, _REQUIRED, "manifest", optional)
+    if fields["format"] == MANIFEST_FORMAT_WEB_SEEDS and "web_seeds" not in fields:
+        raise MalformedError("manifest format 2 names no web seeds: it must be format 1")
+    for key in optional & fields.keys():
         if fields[key] is None or fields[key] == []:
             raise MalformedError(f"manifest field {key!r} is present but empty: omit it instead")
     publisher = check_bytes("manifest publisher", fields["publisher"], 32)
@@ -245,6 +262,7 @@ def decode_body(body: bytes) -> Manifest:
         description=fields.get("description"),
         license=fields.get("license"),
         tags=tuple(_list(tags, "manifest tags", MAX_TAGS)) if tags is not None else (),
+        web_seeds=decode_web_seeds(fields["web_seeds"]) if "web_seeds" in fields else (),
     )
 
 
@@ -303,6 +321,7 @@ def _validate(m: Manifest) -> None:
         check_text(tag, "manifest tag", MAX_TAG)
     if list(m.tags) != sorted(set(m.tags)):
         raise MalformedError("manifest tags must be sorted and unique")
+    check_web_seeds(m.web_seeds)
 
 
 def _validate_history(m: Manifest) -> None:

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from ..core.bep44 import RawItem
 from ..core.keys import PublicKey, SigningKey
+from ..core.webseeds import WebSeed
 
 Endpoint = tuple[str, int]
 
@@ -152,7 +153,10 @@ class Network(Protocol):
         *,
         file_priorities: Sequence[int] | None = ...,
         on_progress: ProgressCallback | None = ...,
-    ) -> bytes: ...
+        web_seeds: Sequence[WebSeed] = ...,
+    ) -> bytes:
+        """Fetch a torrent from peers and from `web_seeds` (spec §5.8) into `save_path`."""
+        ...
 
     def wait_finished(self, ih: bytes, timeout: float) -> Progress: ...
 

@@ -60,7 +60,18 @@ _THROUGHPUT: dict[str, int | str | bool] = {
     "aio_threads": 8,
     "file_pool_size": 500,
     "checking_mem_usage": 2048,
-    "suggest_mode": 1,
+    # No SUGGEST messages: a seed suggesting the pieces it just read made every downloader
+    # request the same pieces from it (bench/fanout.py: the origin sent 2.6x the model to 8
+    # consumers; 1.8x without). libtorrent 2's disk I/O has no read cache to favour anyway.
+    "suggest_mode": 0,
+    # A peer may queue at most 64 block requests (1 MiB) with us: a downloader cannot reserve
+    # a long run of a slow seed's pieces that other downloaders then reserve too (fan-out:
+    # origin 1.8x -> 1.5x the model). 1 MiB in flight still fills a LAN link (at 0.5 ms
+    # round trip, 2 GB/s per peer); across a 50 ms WAN link it caps one peer near 20 MB/s.
+    "max_allowed_in_request_queue": 64,
+    # Bandwidth under a rate limit is handed out every tick: at the default 500 ms a rate-
+    # limited seed made every metadata fetch wait about 1.5 s (bench/fanout.py).
+    "tick_interval": 100,
     "mixed_mode_algorithm": 0,
     "unchoke_slots_limit": -1,
     "connection_speed": 500,
@@ -159,6 +170,11 @@ def settings_for(profile: NetProfile) -> dict[str, int | str | bool]:
         "enable_ip_notifier": False,
         "max_metadata_size": MAX_METADATA_SIZE,
         "metadata_token_limit": MAX_DECODE_TOKENS,
+        # A metadata fetch runs in upload mode (it must never write pieces); by default
+        # libtorrent drops a connection where both ends only upload, and so dropped the seed
+        # a fetch needed, sometimes before the metadata came (bench/fanout.py: 3 of 8
+        # consumers started together failed to fetch a manifest).
+        "close_redundant_connections": False,
         **_NO_QUEUEING,
     }
     if profile.kind == "local":

@@ -29,10 +29,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libtorrent as lt
 
+from ..core import bencode
 from ..core.bep44 import RawItem
 from ..core.errors import (
     IntegrityError,
@@ -42,12 +43,17 @@ from ..core.errors import (
     UsageError,
 )
 from ..core.keys import PublicKey, SigningKey
+from ..core.webseeds import BEP19, WebSeed
 from ..files import atomic_write, make_temp_dir, private_dir, remove_stale
 from .contract import Progress, ProgressCallback, PutReport
 from .dht import Dht, network_id
+from .malloc import tune_allocator
 from .profile import NetProfile, settings_for
 from .resume import ResumeStore
 from .torrents import TORRENT_LIMITS, load_torrent_info
+
+if TYPE_CHECKING:  # imported when first used: urllib and http.server cost every command
+    from .webseeds import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +61,16 @@ _POLL = 0.1  # seconds between status polls while a caller waits
 _PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 _CLOSE_WAIT = 10.0  # seconds close() waits for resume data
 # A download that received bad pieces ends when no verified byte arrived for this long with
-# no peer left connected (each peer that sent bad data was dropped), or at all (spec §8.4).
+# no BitTorrent peer left connected (each peer that sent bad data was dropped; a web seed
+# that served a wrong copy is retried now and then, so it does not count), or at all with
+# peers left (spec §8.4).
 BAD_DATA_NO_PEERS = 15.0
 BAD_DATA_STALL = 60.0
-_FIND_FIRST = 1.0  # seconds between a download's first peer lookups, doubling ...
+_BITTORRENT_PEER = lt.peer_info.standard_bittorrent  # connection_type of a BitTorrent peer
+# Seconds between a download's first peer lookups, doubling up to _FIND_MAX: consumers that
+# start together find each other within seconds instead of all pulling from the first seed
+# (bench/fanout.py, decision 0011); libtorrent alone looks again only every 15 minutes.
+_FIND_FIRST = 0.5
 _FIND_MAX = 15.0  # ... up to this
 _FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
 
@@ -70,7 +82,8 @@ class _Torrent:
     metadata: threading.Event = field(default_factory=threading.Event)
     flushed: threading.Event = field(default_factory=threading.Event)
     error: str = ""
-    hash_failures: int = 0  # pieces that failed their SHA-1 check (bad data from peers)
+    failed_pieces: set[int] = field(default_factory=set)  # failed their SHA-1 (bad data)
+    web_seeds: tuple[WebSeed, ...] = ()
     announce: bool = True  # a seed: libtorrent announces it; else we look peers up ourselves
     next_find: float = 0.0  # monotonic time of the next get_peers lookup (downloads)
     find_delay: float = _FIND_FIRST
@@ -129,8 +142,10 @@ class Session:
         )
         self._torrents: dict[bytes, _Torrent] = {}
         self._peer_lookups: dict[bytes, list[Future[list[tuple[str, int]]]]] = {}
+        self._gateway: Gateway | None = None
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
+        tune_allocator()
         self._ses: Any = lt.session(self._params())
         self.dht = Dht(self._ses, self._lock, profile)
         self._stopping = threading.Event()
@@ -276,7 +291,8 @@ class Session:
             message = str(a.message())
             self._with_torrent(a, lambda t: setattr(t, "error", message))
         elif isinstance(a, lt.hash_failed_alert):
-            self._with_torrent(a, lambda t: setattr(t, "hash_failures", t.hash_failures + 1))
+            piece = int(a.piece_index)
+            self._with_torrent(a, lambda t: t.failed_pieces.add(piece))
         elif isinstance(a, lt.torrent_checked_alert):
             ih = _ih_bytes(a.handle) if a.handle.is_valid() else b""
             with self._lock:  # it may have been removed since the check began
@@ -377,17 +393,20 @@ class Session:
     ) -> bytes:
         """Serve the files of a .torrent found under `save_path`; return its infohash.
 
-        libtorrent checks the files first unless `trust_files` (we just hashed them).
+        libtorrent checks the files first unless `trust_files` (we just hashed them, or they
+        are verified blobs): then every piece is marked as had, without libtorrent's
+        `seed_mode`, which hashes each piece again on its first request and, with deep
+        request queues, cost a seeder twice the CPU of sending (bench/transfer.py).
         `upload_limit` caps this torrent's upload in bytes per second (0: none).
-        A seeded torrent is in upload mode: when a piece fails its check, libtorrent stops
-        serving it but never downloads into `save_path`, so a cache snapshot changes only
-        through the cache's own verified blobs (spec §8.4).
+        A seeded torrent is in upload mode: libtorrent never downloads into `save_path` (not
+        even for pieces peers report bad), so a cache snapshot changes only through the
+        cache's own verified blobs (spec §8.4).
         """
         ti = _torrent_info(torrent_bytes)
         atp = self._params_for(None, ti, save_path)
         atp.flags |= lt.torrent_flags.upload_mode
         if trust_files:
-            atp.flags |= lt.torrent_flags.seed_mode
+            atp.have_pieces = [True] * ti.num_pieces()
         ih = self._add(atp, announce=True)
         handle = self._handle(ih)
         if upload_limit:
@@ -402,17 +421,22 @@ class Session:
         *,
         file_priorities: Sequence[int] | None = None,
         on_progress: ProgressCallback | None = None,
+        web_seeds: Sequence[WebSeed] = (),
     ) -> bytes:
         """Start fetching a torrent (20-byte infohash or .torrent bytes); return its infohash.
 
-        Peers are found through DHT lookups that never announce this process (module doc).
+        Peers are found through DHT lookups that never announce this process (module doc),
+        and `web_seeds` (spec §5.8; they need the .torrent) serve the files over HTTP too:
+        `bep19` seeds as BEP-19 url seeds, `path` seeds through the session's gateway. Web
+        seeds named anywhere else (a `url-list` in `source`, old resume data) are dropped:
+        only the ones passed here, which the manifest signed, are contacted.
         `file_priorities` (0 = skip, 1..7) needs the .torrent bytes. `on_progress` is called
         from the alert thread: keep it quick.
         """
         if len(source) == 20:
             ih, ti = source, None
         else:
-            ti = _torrent_info(source)
+            ti = _torrent_info(_info_only(source))
             ih = _ih_bytes(ti)
         atp = self._params_for(ih, ti, save_path)
         atp.flags &= ~(lt.torrent_flags.upload_mode | lt.torrent_flags.seed_mode)
@@ -420,7 +444,14 @@ class Session:
             if ti is None:
                 raise UsageError("file priorities need the .torrent, not only its infohash")
             atp.file_priorities = list(file_priorities)
+        if web_seeds and ti is None:
+            raise UsageError("web seeds need the .torrent, not only its infohash")
+        name = str(ti.name()) if ti is not None else ""
+        atp.url_seeds = [self._url_seed(seed, name) for seed in web_seeds]
+        atp.http_seeds = []
         added = self._add(atp, on_progress, announce=False)
+        with self._lock:
+            self._torrents[added].web_seeds = tuple(web_seeds)
         if file_priorities is not None:
             self._handle(added).prioritize_files(list(file_priorities))
         return added
@@ -441,6 +472,21 @@ class Session:
                 f"peer lookup of {ih.hex()} did not end in {timeout:g}s"
             ) from None
 
+    def _url_seed(self, seed: WebSeed, name: str) -> str:
+        """What libtorrent is told for `seed`: its base (BEP-19 form) or a gateway route."""
+        if seed.kind == BEP19:
+            return seed.base
+        from .webseeds import Gateway
+
+        with self._lock:
+            if self._gateway is None:
+                host = self.profile.listen_host
+                if host.startswith("[") or ":" in host or host in ("0.0.0.0", ""):
+                    host = "127.0.0.1"
+                self._gateway = Gateway(host)
+            gateway = self._gateway
+        return gateway.route(seed, name)
+
     def connect_peer(self, ih: bytes, host: str, port: int) -> None:
         """Tell a torrent about a peer directly, without waiting for the DHT."""
         self._handle(ih).connect_peer((host, port))
@@ -458,6 +504,19 @@ class Session:
         """Payload bytes this session has downloaded for the torrent (not from disk)."""
         return int(self._handle(ih).status().total_payload_download)
 
+    def payload_uploaded(self, ih: bytes) -> int:
+        """Payload bytes this session has sent to peers for the torrent since it was added."""
+        return int(self._handle(ih).status().total_payload_upload)
+
+    def set_super_seeding(self, ih: bytes, on: bool = True) -> None:
+        """BEP-16 super seeding for a torrent this session seeds: each piece goes to one
+        peer until another has it, so an initial seed uploads each piece about once."""
+        handle = self._handle(ih)
+        if on:
+            handle.set_flags(lt.torrent_flags.super_seeding)
+        else:
+            handle.unset_flags(lt.torrent_flags.super_seeding)
+
     def wait_finished(self, ih: bytes, timeout: float) -> Progress:
         """Block until every wanted piece is verified and written to its file.
 
@@ -468,20 +527,22 @@ class Session:
         Raises `NoPeersError` when no peer was ever connected before the deadline,
         `NetTimeoutError` when peers were there but the transfer did not finish, and
         `IntegrityError` when pieces failed their hash check and then no verified byte
-        arrived for `BAD_DATA_NO_PEERS` seconds with no peer left (every peer that sent
-        data was dropped for bad data) or `BAD_DATA_STALL` seconds in all (spec §8.4).
+        arrived for `BAD_DATA_NO_PEERS` seconds with no BitTorrent peer left (every peer
+        that sent bad data was dropped; a wrong web seed is named) or `BAD_DATA_STALL`
+        seconds in all (spec §8.4).
         """
         handle = self._handle(ih)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         had_peers = False
-        last_done, last_change = -1, time.monotonic()
+        last_done, last_change = -1, started
         while True:
             progress = _status_progress(ih, handle.status())
             now = time.monotonic()
             with self._lock:
                 torrent = self._torrents.get(ih)
-                error = torrent.error if torrent else ""
-                failures = torrent.hash_failures if torrent else 0
+                error = torrent.error if torrent is not None else ""
+                failures = len(torrent.failed_pieces) if torrent is not None else 0
             if error:
                 raise StoreError(f"torrent {ih.hex()} failed: {error}")
             if progress.finished:
@@ -490,16 +551,8 @@ class Session:
             if progress.done > last_done:
                 last_done, last_change = progress.done, now
             stalled = now - last_change
-            if failures and (
-                (progress.peers == 0 and stalled >= BAD_DATA_NO_PEERS) or stalled >= BAD_DATA_STALL
-            ):
-                raise IntegrityError(
-                    f"{failures} pieces failed their hash check and no verified data arrived "
-                    f"for {stalled:.0f} s ({progress.done:,} of {progress.wanted:,} bytes "
-                    "verified): every peer sent bad data, and libtorrent dropped them",
-                    hint="the publisher or another seeder must be online with the right "
-                    "files; try again later",
-                )
+            if failures and stalled >= min(BAD_DATA_NO_PEERS, BAD_DATA_STALL):
+                self._fail_on_bad_data(ih, handle, progress, stalled)
             had_peers = had_peers or progress.peers > 0
             if now >= deadline:
                 if not had_peers:
@@ -508,6 +561,44 @@ class Session:
                     f"{ih.hex()}: {progress.done} of {progress.wanted} bytes after {timeout:g}s"
                 )
             time.sleep(_POLL)
+
+    def _fail_on_bad_data(self, ih: bytes, handle: Any, progress: Progress, stalled: float) -> None:
+        """Raise `IntegrityError` naming the bad source, unless a BitTorrent peer is left and
+        the stall is shorter than `BAD_DATA_STALL`.
+
+        Reached when data failed its hash check and nothing moved for `BAD_DATA_NO_PEERS` s.
+        Every peer that sent bad data was dropped; a web seed that served a wrong copy of a
+        file is asked no more for that file and retried only every 30 s: with no peer left
+        the download would wait for the transfer timeout (spec §8.4). When the manifest named
+        web seeds, each failed piece is fetched again from them to name the wrong one.
+        """
+        if stalled < BAD_DATA_STALL and any(
+            p.connection_type == _BITTORRENT_PEER for p in handle.get_peer_info()
+        ):
+            return
+        with self._lock:
+            torrent = self._torrents[ih]
+            pieces, seeds = sorted(torrent.failed_pieces), torrent.web_seeds
+        ti = handle.torrent_file()
+        summary = (
+            f"{len(pieces)} pieces failed their hash check and no verified data arrived for "
+            f"{stalled:.0f} s ({progress.done:,} of {progress.wanted:,} bytes verified)"
+        )
+        if not seeds:
+            raise IntegrityError(
+                f"{summary}: every peer sent bad data, and libtorrent dropped them",
+                hint="the publisher or another seeder must be online with the right "
+                "files; try again later",
+            )
+        from .webseeds import bad_data_report
+
+        report = bad_data_report(ti, seeds, pieces)
+        raise IntegrityError(
+            f"{summary}: {report}; no other source has them, so the download of "
+            f"{ti.name()} stopped",
+            hint="the bytes were refused and nothing was kept; wait for a peer that has the "
+            "release, or tell the publisher which web seed is wrong",
+        )
 
     def _flush(self, ih: bytes, handle: Any) -> None:
         """Write out and close the torrent's files; wait for libtorrent to confirm it."""
@@ -551,7 +642,10 @@ class Session:
             with self._lock:
                 got = self._torrents[ih].metadata
             while not got.wait(_POLL):
-                had_peers = had_peers or int(handle.status().num_peers) > 0
+                status = handle.status()
+                if status.has_metadata:  # its alert can come before _add registered the torrent
+                    break
+                had_peers = had_peers or int(status.num_peers) > 0
                 if time.monotonic() >= deadline:
                     if not had_peers:
                         raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
@@ -608,16 +702,25 @@ class Session:
         with self._lock:
             handles = [t.handle for t in self._torrents.values()]
         for handle in handles:
-            if not handle.is_valid() or not handle.status().has_metadata:
-                continue
-            if (
-                flags & lt.save_resume_flags_t.only_if_modified
-                and not handle.need_save_resume_data()
-            ):
+            # Another thread may remove the torrent at any moment: a handle that went invalid
+            # raises RuntimeError, which must not end the alert loop that called this.
+            try:
+                if not handle.is_valid() or not handle.status().has_metadata:
+                    continue
+                if (
+                    flags & lt.save_resume_flags_t.only_if_modified
+                    and not handle.need_save_resume_data()
+                ):
+                    continue
+            except RuntimeError:
                 continue
             with self._lock:
                 self._resume_pending += 1
-            handle.save_resume_data(flags | lt.save_resume_flags_t.save_info_dict)
+            try:
+                handle.save_resume_data(flags | lt.save_resume_flags_t.save_info_dict)
+            except RuntimeError:
+                log.debug("torrent removed while its resume data was asked for")
+                self._resume_answered()
 
     def _resume_answered(self) -> None:
         with self._lock:
@@ -644,12 +747,23 @@ class Session:
             except (OSError, RuntimeError) as exc:
                 log.warning("could not save DHT state: %s", exc)
         self.dht.close()
+        if self._gateway is not None:
+            self._gateway.close()
         self._stopping.set()
         self._loop.join()
         with self._lock:
             self._torrents.clear()
         self._ses.pause()
         self._ses = None
+
+
+def _info_only(torrent_bytes: bytes) -> bytes:
+    """`d4:info<info>e` of a .torrent: its web seeds, trackers and nodes set aside."""
+    top = bencode.decode(torrent_bytes)
+    info = top.get(b"info") if isinstance(top, dict) else None
+    if not isinstance(info, dict):
+        raise IntegrityError("not a valid .torrent: no info dictionary")
+    return b"d4:info" + bencode.encode(info) + b"e"
 
 
 def _torrent_info(torrent_bytes: bytes) -> Any:

@@ -1,9 +1,10 @@
 """Creating the torrents a release is made of: the content torrent and small blob torrents.
 
-Content torrents are v1-only with BEP-47 canonical files (every file padded to a piece
-boundary): an update that changes one file changes only that file's pieces, and v1 is what
-every client (aria2, Transmission, rtorrent, libtorrent) can fetch. Output is deterministic:
-the same files under the same name always give the same infohash.
+Content torrents are v1-only (what aria2, Transmission, rtorrent and libtorrent all fetch)
+in the layout of spec §5.6 (`hubless.core.layout`): files of at least one piece aligned to
+piece boundaries with BEP-47 pad files, smaller files packed. The info dict is built here
+from that rule, since libtorrent's `canonical_files` would pad every file. Output is
+deterministic: the same files under the same name always give the same infohash.
 """
 
 from __future__ import annotations
@@ -19,30 +20,38 @@ from typing import Any
 import libtorrent as lt
 
 from ..core.errors import HostilePathError, StoreError, UsageError
+from ..core.layout import (
+    MAX_PIECE,
+    MIN_PIECE,
+    TARGET_PIECES,
+    Entry,
+    content_entries,
+    content_info,
+    piece_length_for,
+)
 from .contract import ContentTorrent
 from .profile import MAX_DECODE_TOKENS, MAX_METADATA_SIZE
 
-MIN_PIECE = 256 * 1024
-MAX_PIECE = 16 * 1024 * 1024
-TARGET_PIECES = 4096
+__all__ = [
+    "BLOB_PIECE",
+    "MAX_PIECE",
+    "MIN_PIECE",
+    "TARGET_PIECES",
+    "ContentTorrent",
+    "LibtorrentTorrents",
+    "create_blob_torrent",
+    "create_content_torrent",
+    "file_priorities_for",
+    "infohash_of",
+    "piece_length_for",
+    "torrent_files",
+]
+
 BLOB_PIECE = 16 * 1024
 
-_CONTENT_FLAGS = lt.create_torrent.v1_only | lt.create_torrent.canonical_files
 _READ_SIZE = 4 * 1024 * 1024
 _IN_FLIGHT = 4  # SHA-256 chunks queued ahead of the hashing thread
-
-
-def piece_length_for(total_size: int) -> int:
-    """The content torrent's piece length in bytes for files summing to `total_size` (§5.6).
-
-    The smallest power of two P from 256 KiB to 16 MiB with `total_size <= 4096 * P`, and
-    16 MiB above 64 GiB. `total_size` is the sum of the files' sizes without padding: with
-    pad files a torrent of many small files can have more than 4096 pieces.
-    """
-    piece = MIN_PIECE
-    while piece < MAX_PIECE and total_size > piece * TARGET_PIECES:
-        piece *= 2
-    return piece
+_INLINE_SHA256 = 1024 * 1024  # smaller files: SHA-256 in this thread, no hand-off
 
 
 #: libtorrent's `load_torrent_limits` for every .torrent or resume file hubless parses.
@@ -94,12 +103,14 @@ def create_content_torrent(
     name: str | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ContentTorrent:
-    """Hash `relpaths` under `folder` once into a v1 canonical-files torrent plus file SHA-256s.
+    """Hash `relpaths` under `folder` once into a §5.6 content torrent plus file SHA-256s.
 
     One read pass per file feeds both the SHA-1 piece hashes (this thread) and the file's
-    SHA-256 (a second thread): hashlib releases the GIL, so the two cores share the work.
-    The torrent's root directory is `name` (default: the folder's name). `on_progress`
-    receives the number of bytes hashed so far, every few MiB.
+    SHA-256 (a second thread for large files): hashlib releases the GIL, so the two cores
+    share the work. The torrent's root directory is `name` (default: the folder's name).
+    `on_progress` receives the number of bytes hashed so far, every few MiB. Raises
+    `HostilePathError` for a path that is not plain, `StoreError` for an unreadable or
+    changing file, `UsageError` when there is nothing to share.
     """
     root = Path(folder)
     torrent_name = name or root.resolve().name
@@ -118,20 +129,52 @@ def create_content_torrent(
     if not any(sizes.values()):
         raise UsageError("every file is empty: there is nothing to share")
     piece = piece_length_for(sum(sizes.values()))
-    entries = [lt.create_file_entry(f"{torrent_name}/{rel}", size) for rel, size in sizes.items()]
-    ct = lt.create_torrent(entries, piece, _CONTENT_FLAGS)
-    digests = _hash_into(ct, root, torrent_name, on_progress or (lambda done: None))
-    data = _generate(ct)
-    return ContentTorrent(data, infohash_of(data), digests, sizes, piece)
+    entries = content_entries(sizes.items(), piece)
+    pieces, digests = _hash_entries(root, entries, piece, on_progress or (lambda done: None))
+    info = content_info(torrent_name, entries, piece, pieces)
+    data = b"d4:info" + info + b"e"
+    return ContentTorrent(data, hashlib.sha1(info).digest(), digests, sizes, piece)
 
 
-def _hash_into(
-    ct: Any, root: Path, torrent_name: str, on_progress: Callable[[int], None]
-) -> dict[str, bytes]:
-    """Set every piece hash of `ct` from the files under `root`; return each file's SHA-256."""
-    files = ct.files()
-    piece_len = int(ct.piece_length())
-    prefix = torrent_name + "/"
+class _PieceHasher:
+    """SHA-1 of consecutive `piece`-byte pieces of a stream fed in arbitrary slices."""
+
+    def __init__(self, piece: int) -> None:
+        self.piece = piece
+        self.hashes: list[bytes] = []
+        self._sha1 = hashlib.sha1()
+        self._filled = 0
+        self._zeros = bytes(min(piece, _READ_SIZE))
+
+    def feed(self, data: memoryview) -> None:
+        while data:
+            take = min(len(data), self.piece - self._filled)
+            self._sha1.update(data[:take])
+            self._filled += take
+            data = data[take:]
+            if self._filled == self.piece:
+                self.hashes.append(self._sha1.digest())
+                self._sha1 = hashlib.sha1()
+                self._filled = 0
+
+    def zeros(self, count: int) -> None:
+        while count:
+            take = min(count, len(self._zeros))
+            self.feed(memoryview(self._zeros)[:take])
+            count -= take
+
+    def finish(self) -> bytes:
+        if self._filled:
+            self.hashes.append(self._sha1.digest())
+            self._filled = 0
+        return b"".join(self.hashes)
+
+
+def _hash_entries(
+    root: Path, entries: list[Entry], piece: int, on_progress: Callable[[int], None]
+) -> tuple[bytes, dict[str, bytes]]:
+    """The concatenated piece hashes of `entries` and each file's SHA-256."""
+    hasher = _PieceHasher(piece)
     digests: dict[str, bytes] = {}
     hashed = 0
 
@@ -141,53 +184,37 @@ def _hash_into(
         on_progress(hashed)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
-        for i in range(files.num_files()):
-            if files.file_flags(i) & lt.file_storage.flag_pad_file:
-                continue
-            path = str(files.file_path(i)).replace(os.sep, "/")
-            rel = path[len(prefix) :] if path.startswith(prefix) else path
-            offset, size = int(files.file_offset(i)), int(files.file_size(i))
-            if size == 0:
-                digests[rel] = hashlib.sha256(b"").digest()
-                continue
-            if offset % piece_len:  # canonical_files promises this; never hash a wrong layout
-                raise AssertionError(f"{rel} does not start on a piece boundary")
-            digests[rel] = _hash_file(
-                ct, root / rel, offset // piece_len, size, piece_len, pool, advance
-            )
-    return digests
+        for entry in entries:
+            if entry.pad:
+                hasher.zeros(entry.size)
+            else:
+                digests[entry.path] = _hash_file(
+                    root / entry.path, entry.size, hasher, pool, advance
+                )
+    return hasher.finish(), digests
 
 
 def _hash_file(
-    ct: Any,
     path: Path,
-    first_piece: int,
     size: int,
-    piece_len: int,
+    hasher: _PieceHasher,
     pool: ThreadPoolExecutor,
     advance: Callable[[int], None],
 ) -> bytes:
     sha256 = hashlib.sha256()
     pending: deque[Future[None]] = deque()
-    read_size = max(piece_len, _READ_SIZE // piece_len * piece_len)
-    index, done = first_piece, 0
+    done = 0
     with open(path, "rb") as fh:
         while done < size:
-            chunk = fh.read(min(read_size, size - done))
+            chunk = fh.read(min(_READ_SIZE, size - done))
             if not chunk:
                 raise StoreError(f"{path} shrank while it was being hashed")
             done += len(chunk)
-            pending.append(pool.submit(sha256.update, chunk))
-            view = memoryview(chunk)
-            for start in range(0, len(chunk), piece_len):
-                part = view[start : start + piece_len]
-                sha1 = hashlib.sha1(part)
-                # The rest of a file's last piece is its BEP-47 pad file: zeros.
-                pad = int(ct.piece_size(index)) - len(part)
-                if pad > 0:
-                    sha1.update(bytes(pad))
-                ct.set_hash(index, sha1.digest())
-                index += 1
+            if size < _INLINE_SHA256:
+                sha256.update(chunk)
+            else:
+                pending.append(pool.submit(sha256.update, chunk))
+            hasher.feed(memoryview(chunk))
             while len(pending) > _IN_FLIGHT:
                 pending.popleft().result()
             advance(len(chunk))

@@ -24,6 +24,7 @@ from ..config import Config
 from ..core.errors import KeyStoreError, UsageError
 from ..core.keys import PublicKey, SigningKey
 from ..core.refs import Reference, check_name, check_version, parse_reference
+from ..core.webseeds import WebSeed, parse_web_seed
 from ..files import private_dir
 from ..net.contract import ContentTorrent, Network, Torrents
 from ..store.cache import Cache
@@ -198,13 +199,17 @@ class Client:
         license: str | None = None,
         tags: tuple[str, ...] = (),
         follow_links: bool = False,
+        web_seeds: Sequence[str | WebSeed] = (),
     ) -> PublishResult:
         """Publish folder `path` as `version` of model `name` (spec §8.3).
 
         Links and special files in it are refused unless `follow_links` (§8.3 step 1).
+        `web_seeds`: HTTP(S) places serving the same files (spec §5.8), as `WebSeed`s or as
+        text `[bep19:|path:]URL` (`UsageError` for one that is not a web seed).
         """
         check_name(name)  # bad input is reported before any passphrase is asked for
         check_version(version)
+        seeds = tuple(s if isinstance(s, WebSeed) else parse_web_seed(s) for s in web_seeds)
         folder_service.check_folder(Path(path), follow_links=follow_links)
         signing = key if isinstance(key, SigningKey) else self.signing_key(key)
         return publish_service.publish(
@@ -217,6 +222,7 @@ class Client:
             license=license,
             tags=tags,
             follow_links=follow_links,
+            web_seeds=seeds,
         )
 
     def resolve(self, ref: str | Reference) -> Resolution:

@@ -107,15 +107,13 @@ class Context:
         if not self.serve or self.config.offline or not (start or self.network_started):
             return
         network = self.network
+        # The upload limit is for model bytes: a manifest (a few kB) waits for no bandwidth
+        # round, or every consumer's resolve would (bench/fanout.py: 0.7 s per fetch).
+        limit = self.config.upload_limit if entry.kind == "content" else 0
         with self._seed_lock:  # threads finishing one pull together seed it once
             if entry.infohash in self._seeding:
                 return
-            network.seed(
-                entry.torrent,
-                entry.save_path,
-                trust_files=True,
-                upload_limit=self.config.upload_limit,
-            )
+            network.seed(entry.torrent, entry.save_path, trust_files=True, upload_limit=limit)
             self._seeding.add(entry.infohash)
 
     def stop_seeding(self, infohash: bytes) -> None:

@@ -39,6 +39,7 @@ from ..core.manifest import (
 from ..core.record import Record, encode_record
 from ..core.refs import Reference, check_name, check_version
 from ..core.trust import choose_record
+from ..core.webseeds import WebSeed
 from ..net.contract import ContentTorrent
 from ..store.locks import GC
 from ..store.state import KnownModel, SeedEntry
@@ -98,15 +99,17 @@ def publish(
     license: str | None = None,
     tags: tuple[str, ...] = (),
     follow_links: bool = False,
+    web_seeds: tuple[WebSeed, ...] = (),
 ) -> PublishResult:
     """Publish `folder` as version `version` of model `name` under `key` (spec §8.3).
 
     Links and special files in the folder are refused (`UsageError`) unless `follow_links`
-    (see `hubless.services.folder`).
+    (see `hubless.services.folder`). `web_seeds` (§5.8) are signed into the manifest.
 
-    An unchanged folder under the latest label publishes nothing; under a new label it
-    publishes a new revision with the same files (§8.3 step 4). Raises `UsageError` for a
-    label already used, and `NetworkError` subclasses when the record could not be put.
+    An unchanged folder (same files and web seeds) under the latest label publishes
+    nothing; under a new label it publishes a new revision with the same files (§8.3 step
+    4). Raises `UsageError` for a label already used, and `NetworkError` subclasses when the
+    record could not be put.
     """
     check_name(name)
     check_version(version)
@@ -126,11 +129,14 @@ def publish(
     content = ctx.torrents.content_torrent(folder, relpaths, name=name, on_progress=hashed)
     ctx.emit(Event("hash", f"hashed {len(relpaths)} files", total, total))
     files = tuple(FileEntry(p, content.sizes[p], content.file_sha256[p]) for p in relpaths)
+    mirrors = tuple(sorted(set(web_seeds)))
 
     if previous is not None:
         prev_manifest = previous.manifest.manifest
         same_files = (
-            prev_manifest.content_infohash == content.infohash_v1 and prev_manifest.files == files
+            prev_manifest.content_infohash == content.infohash_v1
+            and prev_manifest.files == files
+            and prev_manifest.web_seeds == mirrors
         )
         if same_files and version == prev_manifest.version:
             return _unchanged(ctx, folder, key, previous, content)
@@ -155,6 +161,7 @@ def publish(
         description=description,
         license=license,
         tags=tuple(sorted(set(tags))),
+        web_seeds=mirrors,
     )
     _copy_in(ctx, folder, files)  # every local failure comes before anything is signed
     ctx.emit(Event("sign", f"signing manifest seq {manifest.seq} ({version})"))

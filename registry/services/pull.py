@@ -36,6 +36,7 @@ from ..store.state import SeedEntry
 from .context import Context
 from .events import Event
 from .hfview import add_to_hf_cache
+from .partial import lay_down, starting_files
 from .resolve import Resolution, resolve, resolve_cached
 
 GC_LOCK = GC
@@ -443,7 +444,24 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
         )
 
     ctx.stop_seeding(ih)  # a seeded copy whose blob went missing: download it afresh
-    net.download(torrent, folder, file_priorities=priorities, on_progress=progress)
+    # Under the content lock (no other download writes this folder) and the model's lock
+    # held shared (no `rm` deletes the snapshots read from): older cached files of the
+    # model, copied, are where the changed files start; libtorrent keeps every piece of them
+    # that hashes right (§8.4), and nothing laid here enters the cache unless it verifies.
+    starts = starting_files(ctx.cache, manifest, needed)
+    if starts:
+        sizes = {f.path: f.size for f in needed}
+        laid = lay_down(starts, folder / meta.name, sizes, under=ctx.cache.root)
+        ctx.emit(
+            Event("download", f"starting {len(starts)} files from cached versions ({laid:,} bytes)")
+        )
+    net.download(
+        torrent,
+        folder,
+        file_priorities=priorities,
+        on_progress=progress,
+        web_seeds=manifest.web_seeds,
+    )
     what = f"{manifest.name} {manifest.version}"
     try:
         net.wait_finished(ih, ctx.config.transfer_timeout)

@@ -86,6 +86,7 @@ class Resolution:
             "notes": m.description,
             "license": m.license,
             "tags": list(m.tags),
+            "web_seeds": [{"kind": w.kind, "url": w.base} for w in m.web_seeds],
             "yanked": self.yanked,
             "latest_version": self.latest.manifest.version,
             "latest_seq": self.latest.manifest.seq,

@@ -1,8 +1,9 @@
 """Check spec/vectors/*.json with plain pynacl and hashlib: no hubless, no msgpack, no torrent
-library. Torrents are rebuilt by hand from spec §5.6."""
+library. Torrents are rebuilt by hand from spec §5.6, web-seed URLs from §5.8."""
 import hashlib
 import json
 import sys
+import urllib.parse
 from pathlib import Path
 
 import nacl.exceptions
@@ -47,18 +48,24 @@ def manifest_torrent_info(signed: bytes) -> bytes:  # spec §5.6, keys in bencod
 
 
 def content_torrent_info(name: str, files: list[tuple[str, bytes]], piece: int) -> bytes:
-    entries, stream = b"", b""  # spec §5.6: path order, a pad after each file but a lone one
-    for path, data in sorted(files):
-        entries += b"d6:lengthi%de4:pathl%see" % (
-            len(data), b"".join(bstr(part.encode()) for part in path.split("/")))
-        pad = -len(data) % piece if len(files) > 1 else 0
+    entries, stream, big = b"", b"", False  # spec §5.6: small files packed, large ones aligned
+    for i, (path, data) in enumerate(sorted(files)):
+        pad = -len(stream) % piece if i and (big or len(data) >= piece) else 0
         if pad:
             entries += b"d4:attr1:p6:lengthi%de4:pathl4:.pad%see" % (pad, bstr(b"%d" % pad))
-        stream += data + bytes(pad)
+        entries += b"d6:lengthi%de4:pathl%see" % (
+            len(data), b"".join(bstr(part.encode()) for part in path.split("/")))
+        stream += bytes(pad) + data
+        big = len(data) >= piece
     pieces = b"".join(hashlib.sha1(stream[i : i + piece]).digest()
                       for i in range(0, len(stream), piece))
     return b"d5:filesl%se4:name%s12:piece lengthi%de6:pieces%se" % (
         entries, bstr(name.encode()), piece, bstr(pieces))
+
+
+def file_bytes(entry: list) -> bytes:  # [path, hex] or [path, pattern hex, size] (spec §12)
+    data = bytes.fromhex(entry[1])
+    return (data * (entry[2] // len(data) + 1))[: entry[2]] if len(entry) == 3 else data
 
 
 def split_envelope(signed: bytes) -> tuple[bytes, bytes]:
@@ -109,7 +116,7 @@ for case in load("manifests.json"):
 
 torrents, (first, second) = load("torrents.json"), load("manifests.json")
 for case in torrents:
-    files = [(path, bytes.fromhex(data)) for path, data in case["files"]]
+    files = [(entry[0], file_bytes(entry)) for entry in case["files"]]
     info = content_torrent_info(case["name"], files, case["piece_length"])
     check(info.hex() == case["info"] and hashlib.sha1(info).hexdigest() == case["infohash"],
           case["description"])
@@ -122,8 +129,17 @@ check(second["manifest"]["history"][0][2:4] == [first["manifest_infohash"], firs
 for manifest, content in ((first, torrents[0]), (second, torrents[1])):
     check(manifest["manifest"]["content"] == content["infohash"], "content infohash")
     check(manifest["manifest"]["files"] == [
-        [path, len(bytes.fromhex(data)), hashlib.sha256(bytes.fromhex(data)).hexdigest()]
-        for path, data in content["files"]], f"files of {manifest['description']}")
+        [entry[0], len(file_bytes(entry)), hashlib.sha256(file_bytes(entry)).hexdigest()]
+        for entry in content["files"]], f"files of {manifest['description']}")
+
+for case in load("web_seeds.json"):  # spec §5.8: UTF-8, every byte but A-Z a-z 0-9 -._~ as %XX
+    path = "/".join(urllib.parse.quote(s, safe="") for s in case["path"].split("/"))
+    name = case["name"] + "/" if case["kind"] == "bep19" else ""
+    check(case["base"] + name + path == case["url"], case["description"])
+for manifest in (first, second):  # spec §11: format 2 exactly when it names web seeds
+    seeds = manifest["manifest"].get("web_seeds", [])
+    check(manifest["manifest"]["format"] == (2 if seeds else 1) and seeds == sorted(seeds),
+          f"format of {manifest['description']}")
 
 bad = [c for c in load("invalid.json") if c["error"] == "BadSignatureError"]
 for case in bad:

@@ -141,6 +141,46 @@ def test_resolve_shows_notes_license_and_tags(
     assert (older["description"], older["license"], older["tags"]) == (None, None, [])
 
 
+def test_publish_signs_web_seeds_and_resolve_shows_them(
+    hubless: Hubless, swarm: Swarm, model: Path
+) -> None:
+    hubless("key", "new", "--no-passphrase")
+    hf = "https://huggingface.co/org/tiny/resolve/main"
+    done = hubless(
+        "publish",
+        model,
+        "--name",
+        "tiny",
+        "--version",
+        "v1",
+        "--json",
+        "--web-seed",
+        "https://mirror.example/models/",
+        "--web-seed",
+        hf,
+        app=App(network=swarm.node()),
+    )
+    assert done.code == 0, done.stderr
+    ref = json.loads(done.stdout)["reference"]
+    data = json.loads(hubless("resolve", ref, "--json", app=App(network=swarm.node())).stdout)
+    assert data["web_seeds"] == [
+        {"kind": "bep19", "url": "https://mirror.example/models/"},
+        {"kind": "path", "url": hf + "/"},  # a Hugging Face resolve URL is a folder of files
+    ]
+    text = hubless("resolve", ref, app=App(network=swarm.node())).stdout
+    assert "web seed    https://mirror.example/models/" in text and hf + "/ (files)" in text
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://mirror.example/m/", "https://user@mirror.example/m/", "mirror.example/m/"]
+)
+def test_a_web_seed_that_is_not_an_http_folder_is_a_usage_error(
+    hubless: Hubless, model: Path, url: str
+) -> None:
+    done = hubless("publish", model, "--name", "tiny", "--version", "v1", "--web-seed", url)
+    assert done.code == 2 and "--web-seed" in done.stderr, done.stderr
+
+
 def test_history_shows_the_latest_versions_notes_license_and_tags(
     hubless: Hubless, swarm: Swarm, published: str
 ) -> None:

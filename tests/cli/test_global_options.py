@@ -54,6 +54,10 @@ OPTION_INVOCATIONS: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {
         ("{folder}", "--follow-links", "--name", "-bad", "--version", "v1"),
         2,
     ),
+    ("publish", "--web-seed"): (
+        ("{folder}", "--web-seed", "https://example.org/", "--name", "-bad", "--version", "v1"),
+        2,
+    ),
 }
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,18 @@ from hubless.core import bencode, bep44, errors
 from hubless.core.history import check_extends
 from hubless.core.index import INDEX_SALT, decode_index, verify_index
 from hubless.core.keys import PublicKey, SigningKey
+from hubless.core.layout import content_entries
 from hubless.core.manifest import MAX_MANIFEST_SIZE, encode_body, sign_manifest, verify_manifest
 from hubless.core.metainfo import check_blob_metainfo, check_matches_manifest, parse_metainfo
 from hubless.core.paths import check_paths, fold
 from hubless.core.record import decode_record, verify_record
 from hubless.core.refs import parse_reference
 from hubless.core.trust import KnownRecord, check_known
+from hubless.core.webseeds import WebSeed
 from hubless.net.torrents import create_blob_torrent, create_content_torrent, piece_length_for
 
 from tests import vectors
+from tests.vector_torrents import file_bytes
 
 VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors"
 
@@ -130,7 +134,7 @@ def test_content_torrent_vectors_are_what_the_product_builds(
     case: dict[str, Any], tmp_path: Path
 ) -> None:
     """The §5.6 content torrent, built by hand in the generator, equals libtorrent's."""
-    files = {path: bytes.fromhex(data) for path, data in case["files"]}
+    files = {entry[0]: file_bytes(entry) for entry in case["files"]}
     for path, data in files.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(data)
@@ -160,8 +164,8 @@ def test_content_torrent_vectors_match_their_manifests(index: int) -> None:
         parse_metainfo(b"d4:info" + bytes.fromhex(case["info"]) + b"e"), verified.manifest
     )
     assert [
-        [p, len(bytes.fromhex(d)), hashlib.sha256(bytes.fromhex(d)).hexdigest()]
-        for p, d in case["files"]
+        [entry[0], len(file_bytes(entry)), hashlib.sha256(file_bytes(entry)).hexdigest()]
+        for entry in case["files"]
     ] == manifest_case["manifest"]["files"]
 
 
@@ -173,9 +177,32 @@ def test_piece_length_vectors(case: dict[str, Any]) -> None:
     rule = [p for p in (1 << n for n in range(18, 25)) if total <= 4096 * p]
     assert case["piece_length"] == (rule[0] if rule else 1 << 24)
     sizes = [size for size, count in case["file_sizes"] for _ in range(count)]
-    entries = [lt.create_file_entry(f"m/f{i:05d}", size) for i, size in enumerate(sizes)]
-    flags = lt.create_torrent.v1_only | lt.create_torrent.canonical_files
-    assert lt.create_torrent(entries, case["piece_length"], flags).num_pieces() == case["pieces"]
+    storage = lt.file_storage()  # libtorrent counts the pieces of the layout we lay out
+    for entry in content_entries(
+        [(f"f{i:05d}", size) for i, size in enumerate(sizes)], case["piece_length"]
+    ):
+        flags = lt.file_storage.flag_pad_file if entry.pad else 0
+        storage.add_file(f"m/{entry.path}", entry.size, flags)
+    with warnings.catch_warnings():  # the file_storage constructor is deprecated in 2.1
+        warnings.simplefilter("ignore", DeprecationWarning)
+        made = lt.create_torrent(storage, case["piece_length"], lt.create_torrent.v1_only)
+    assert made.num_pieces() == case["pieces"]
+
+
+@pytest.mark.parametrize("case", load("web_seeds.json"), ids=lambda c: c["description"])
+def test_web_seed_url_vectors(case: dict[str, Any]) -> None:
+    seed = WebSeed(case["kind"], case["base"])
+    assert seed.file_url(case["name"], case["path"]) == case["url"]
+
+
+def test_the_second_manifest_names_web_seeds_in_format_2() -> None:
+    first, second = load("manifests.json")
+    assert (first["manifest"]["format"], second["manifest"]["format"]) == (1, 2)
+    key = PublicKey(bytes.fromhex(second["public_key"]))
+    verified = verify_manifest(bytes.fromhex(second["signed"]), key, "tiny-llama", now=vectors.NOW)
+    assert [[w.kind, w.base] for w in verified.manifest.web_seeds] == second["manifest"][
+        "web_seeds"
+    ]
 
 
 @pytest.mark.parametrize("case", load("paths.json"), ids=lambda c: c["description"])

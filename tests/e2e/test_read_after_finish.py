@@ -33,7 +33,7 @@ BLOBS = 8
 def test_files_are_written_when_a_download_from_aria2c_finishes(
     testnet: RunningTestnet, tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
-    from hubless.services.export import with_dht_nodes
+    from hubless.services.export import exported
 
     src, state, home = tmp_path / "src", tmp_path / "state", tmp_path / "home"
     for folder in (src, state, home):
@@ -47,7 +47,7 @@ def test_files_are_written_when_a_download_from_aria2c_finishes(
         torrent, ih = create_blob_torrent(f"m{i}", data)
         path = tmp_path / f"m{i}.torrent"
         host, port = testnet.bootstrap[0].rsplit(":", 1)
-        path.write_bytes(with_dht_nodes(torrent, [(host, int(port))]))
+        path.write_bytes(exported(torrent, [(host, int(port))]))
         listing.append(str(path))
         blobs.append((f"m{i}", data, torrent, ih))
     (tmp_path / "list.txt").write_text("\n".join(listing) + "\n")

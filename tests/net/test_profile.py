@@ -120,3 +120,14 @@ def test_loopback_violations_names_each_leak(settings: dict[str, object], proble
     }
     found = loopback_violations({**base, **settings})
     assert len(found) == 1 and found[0].startswith(problem)
+
+
+def test_local_profile_is_tuned_for_fan_out() -> None:
+    """The settings decision 0011 measured with bench/fanout.py: no SUGGEST messages (every
+    downloader asked a slow seed for the same pieces), short request queues at a seed, fast
+    bandwidth rounds, and no dropping of seed-to-seed links a metadata fetch needs."""
+    settings = settings_for(NetProfile.local(LOOPBACK))
+    assert settings["suggest_mode"] == 0
+    assert settings["max_allowed_in_request_queue"] == 64
+    assert settings["tick_interval"] == 100
+    assert settings["close_redundant_connections"] is False

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import warnings
 from pathlib import Path
 
 import libtorrent as lt
 import pytest
 from hubless.core.errors import HostilePathError, UsageError
+from hubless.core.layout import content_entries
 from hubless.net.torrents import (
     MAX_PIECE,
     MIN_PIECE,
@@ -51,13 +53,16 @@ def model(tmp_path: Path) -> Path:
 
 
 def _reference(folder: Path, relpaths: list[str], piece: int) -> bytes:
-    """The same torrent made by libtorrent's own hashing (set_piece_hashes)."""
-    entries = [
-        lt.create_file_entry(f"{folder.name}/{rel}", (folder / rel).stat().st_size)
-        for rel in sorted(relpaths)
-    ]
-    flags = lt.create_torrent.v1_only | lt.create_torrent.canonical_files
-    ct = lt.create_torrent(entries, piece, flags)
+    """The same torrent hashed by libtorrent itself (set_piece_hashes), pads placed as §5.6
+    says: the layout is ours, every piece hash is libtorrent's."""
+    sizes = {rel: (folder / rel).stat().st_size for rel in relpaths}
+    storage = lt.file_storage()
+    for entry in content_entries(sizes.items(), piece):
+        flags = lt.file_storage.flag_pad_file if entry.pad else 0
+        storage.add_file(f"{folder.name}/{entry.path}", entry.size, flags)
+    with warnings.catch_warnings():  # the file_storage constructor is deprecated in 2.1
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ct = lt.create_torrent(storage, piece, lt.create_torrent.v1_only)
     lt.set_piece_hashes(ct, str(folder.parent))
     ct.set_creation_date(0)
     return bytes(lt.bencode(ct.generate()))
@@ -95,15 +100,38 @@ def test_same_files_same_infohash(model: Path, tmp_path: Path) -> None:
     assert renamed.infohash_v1 == first.infohash_v1
 
 
-def test_torrent_is_v1_with_every_file_on_a_piece_boundary(model: Path) -> None:
+def test_torrent_is_v1_with_large_files_aligned_and_small_ones_packed(model: Path) -> None:
     made = create_content_torrent(model, FILES)
     info = lt.torrent_info(lt.bdecode(made.torrent_bytes))
     assert not info.info_hashes().has_v2()
-    files = info.layout()
-    for i in range(files.num_files()):
-        if not files.file_flags(i) & lt.file_storage.flag_pad_file and files.file_size(i):
-            assert files.file_offset(i) % made.piece_length == 0
+    files, piece = info.layout(), made.piece_length
+    real = [
+        i
+        for i in range(files.num_files())
+        if not files.file_flags(i) & lt.file_storage.flag_pad_file
+    ]
+    for i, following in zip(real, [*real[1:], None], strict=True):
+        if files.file_size(i) >= piece:  # starts on a boundary, and so does the next file
+            assert files.file_offset(i) % piece == 0
+            if following is not None:
+                assert files.file_offset(following) % piece == 0
+    small = [i for i in real if files.file_size(i) < piece]
+    # config.json, empty.txt and tokenizer/vocab.txt: no pad between config.json and empty.txt
+    assert files.file_offset(small[1]) == files.file_offset(small[0]) + files.file_size(small[0])
+    pads = sum(files.file_size(i) for i in range(files.num_files())) - sum(FILES.values())
+    assert 0 < pads < 2 * piece
     assert b"creation date" not in made.torrent_bytes
+
+
+def test_many_small_files_cost_no_padding(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    sizes = {f"tok/piece-{i:04d}.json": 900 + i % 200 for i in range(2001)}
+    _write(folder, sizes)
+    made = create_content_torrent(folder, sizes)
+    assert made.torrent_bytes == _reference(folder, list(sizes), made.piece_length)
+    info = lt.torrent_info(lt.bdecode(made.torrent_bytes))
+    assert info.total_size() == sum(sizes.values())  # not one pad byte
+    assert info.num_pieces() == -(-sum(sizes.values()) // made.piece_length)
 
 
 def test_changing_one_file_changes_only_its_pieces(model: Path) -> None:

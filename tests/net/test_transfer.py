@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from hubless.net.torrents import (
     file_priorities_for,
 )
 
-from tests.conftest import RunningTestnet, read_line
+from tests.conftest import RunningTestnet, read_line, start_testnet, stop_process
 from tests.net.children import DOWNLOAD, SEED
 
 pytestmark = pytest.mark.net
@@ -177,8 +178,75 @@ def test_sessions_stay_on_loopback(testnet: RunningTestnet, client: Session) -> 
     assert not (settings["enable_lsd"] or settings["enable_upnp"] or settings["enable_natpmp"])
 
 
+def test_trusted_files_seed_at_once_without_seed_mode(client: Session, tmp_path: Path) -> None:
+    """Files hubless hashed itself are marked as had: no check now, and no libtorrent
+    `seed_mode`, which would hash every piece again on its first request (decision 0011)."""
+    import libtorrent as lt
+    from hubless.net.malloc import tune_allocator
+
+    content = _model(tmp_path / "src" / "model", {"a.bin": 2 * MIB, "b.json": 300})
+    ih = client.seed(content.torrent_bytes, tmp_path / "src", trust_files=True)
+    handle = client._handle(ih)
+    status = handle.status()
+    assert status.is_seeding and status.num_pieces == len(status.pieces)
+    assert not handle.flags() & lt.torrent_flags.seed_mode
+    assert tune_allocator() is False  # done once per process, by the first session
+
+
+def test_untrusted_files_are_checked_first(client: Session, tmp_path: Path) -> None:
+    import libtorrent as lt
+
+    content = _model(tmp_path / "src" / "model", {"a.bin": 2 * MIB})
+    (tmp_path / "src" / "model" / "a.bin").write_bytes(b"\0" * (2 * MIB))  # not what was hashed
+    ih = client.seed(content.torrent_bytes, tmp_path / "src")
+    handle = client._handle(ih)
+    deadline = time.monotonic() + 20
+    while handle.status().state != lt.torrent_status.downloading:  # the check is over
+        assert time.monotonic() < deadline, handle.status().state
+        time.sleep(0.05)
+    assert not handle.status().is_seeding and handle.status().num_pieces == 0
+
+
+def test_many_metadata_fetches_at_once_all_get_it(spawn_python: Spawn, tmp_path: Path) -> None:
+    """Eight fetches from one rate-limited seed at once. Before the fix some never got the
+    metadata: libtorrent dropped the seed as an upload-to-upload link, or the metadata alert
+    came before the torrent was registered (decision 0011).
+
+    The nine clients have addresses of their own /24s, so they enter the DHT nodes' routing
+    tables and stay there as dead entries once closed (decision 0007): they get a testnet of
+    their own, or every later lookup of the shared one would wait on them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hubless.net.profile import NetProfile
+
+    testnet = start_testnet()
+    src = tmp_path / "src"
+    content = _model(src / "model", {"a.bin": 4 * MIB, "b.bin": 4 * MIB})
+    try:
+        _seed(spawn_python, testnet, src, [content.torrent_bytes], tmp_path, upload_limit=2 * MIB)
+        bootstrap = testnet.profile().bootstrap
+        busy = Session(NetProfile.local(bootstrap, host="127.101.1.2"))  # keeps the seed busy
+        busy.wait_for_dht(2, 10)
+        busy.download(content.torrent_bytes, tmp_path / "busy")
+
+        def fetch(i: int) -> bytes:
+            with Session(NetProfile.local(bootstrap, host=f"127.101.0.{10 + i}")) as session:
+                session.wait_for_dht(2, 10)
+                return session.fetch_metadata(content.infohash_v1, timeout=20)
+
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                got = list(pool.map(fetch, range(8)))
+        finally:
+            busy.close()
+    finally:
+        stop_process(testnet.process)
+    info = content.torrent_bytes[len(b"d4:info") : -1]
+    assert all(torrent == b"d4:info" + info + b"e" for torrent in got)
+
+
 def test_a_seeded_torrent_never_writes_into_its_folder(client: Session, tmp_path: Path) -> None:
-    """Upload mode: a piece that fails its lazy check is not downloaded into a snapshot."""
+    """Upload mode: a seeded snapshot is never written into, even where a piece is wrong."""
     import libtorrent as lt
 
     folder = tmp_path / "seeded"

@@ -76,6 +76,7 @@ class Swarm:
     dht_offline: bool = False
     failing_puts: int = 0  # the next N puts time out without storing anything
     calls: list[tuple[str, bytes]] = field(default_factory=list)  # (operation, infohash)
+    web_seeds: dict[bytes, tuple[object, ...]] = field(default_factory=dict)  # last download's
 
     def node(self) -> FakeNetwork:
         return FakeNetwork(self)
@@ -217,12 +218,14 @@ class FakeNetwork:
         *,
         file_priorities: Sequence[int] | None = None,
         on_progress: ProgressCallback | None = None,
+        web_seeds: Sequence[object] = (),  # no HTTP here: web seeds are tested on loopback
     ) -> bytes:
         if len(source) == 20:
             raise UsageError("this fake needs the .torrent bytes, not only an infohash")
         meta = parse_metainfo(source)
         ih = meta.infohash_v1
         self.swarm.calls.append(("download", ih))
+        self.swarm.web_seeds[ih] = tuple(web_seeds)
         existing = self.torrents.get(ih)
         if existing is not None:  # like libtorrent: the torrent already in the session wins
             if on_progress is not None:

@@ -222,6 +222,22 @@ def test_an_unchanged_folder_under_a_new_label_is_a_new_revision(
     assert [row.version for row in latest.history] == ["v1"]
 
 
+def test_new_web_seeds_need_a_new_revision_and_are_never_dropped(
+    publisher: Client, consumer: Client, v1: Path
+) -> None:
+    """Web seeds are part of what is signed (§5.8): the same files with other web seeds under
+    the latest label are not "unchanged", so the label is refused rather than the seeds lost."""
+    seed = "https://mirror.example/models/"
+    with pytest.raises(UsageError, match="already published"):
+        publisher.publish(v1, NAME, "v1", key=PUBLISHER, web_seeds=[seed])
+    again = publisher.publish(v1, NAME, "v1-mirrored", key=PUBLISHER, web_seeds=[seed])
+    assert not again.unchanged and again.seq == 2
+    latest = consumer.resolve(REF).latest.manifest
+    assert [w.base for w in latest.web_seeds] == [seed] and latest.format == 2
+    same = publisher.publish(v1, NAME, "v1-mirrored", key=PUBLISHER, web_seeds=[seed])
+    assert same.unchanged
+
+
 def test_a_reused_version_label_is_refused(swarm: Swarm, publisher: Client, v2: Path) -> None:
     before, items = look(publisher), swarm.stored(PUBLISHER.public, NAME.encode())
     (v2 / "config.json").write_bytes(b"{}\n")
