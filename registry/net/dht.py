@@ -26,7 +26,7 @@ from ..core.bep44 import RawItem, wrap_value
 from ..core.errors import NetTimeoutError, UsageError
 from ..core.keys import PublicKey, SigningKey
 from .contract import PutReport, Traffic, format_endpoint
-from .krpc import KrpcClient, KrpcConfig
+from .krpc import KrpcClient, KrpcConfig, SilentNodes
 from .profile import NetProfile
 
 _POLL = 0.1  # seconds between routing-table polls while waiting for the DHT
@@ -65,6 +65,7 @@ class Dht:
         self._krpc_all: list[KrpcClient] = []
         self._krpc_closed = False
         self._krpc_lock = threading.Lock()
+        self._silent = SilentNodes()  # nodes that timed out, shared by the clients
         self._gets: dict[tuple[bytes, bytes], deque[_Get]] = {}
         self._puts: dict[tuple[bytes, bytes], deque[Future[int]]] = {}
         self._stats: deque[Future[int]] = deque()
@@ -227,7 +228,7 @@ class Dht:
                 raise UsageError("the network session is closed")
             client = self._krpc_idle.pop() if self._krpc_idle else None
         if client is None:
-            client = KrpcClient(config, self._profile.bootstrap)
+            client = KrpcClient(config, self._profile.bootstrap, silent=self._silent)
             with self._krpc_lock:
                 self._krpc_all.append(client)
         client.config = config
