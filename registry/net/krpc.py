@@ -325,6 +325,25 @@ class KrpcClient:
                 return matched
         return None
 
+    def _ready(self) -> list[Matched]:
+        """Every answer already queued on the socket, read without waiting (at most 1024
+        datagrams). Read before expiring anything: a thread that ran late must not take
+        answers waiting in the buffer for silence."""
+        found: list[Matched] = []
+        self._sock.settimeout(0.0)
+        for _ in range(1024):
+            try:
+                data, sender = self._sock.recvfrom(krpc.MAX_DATAGRAM + 1)
+            except (BlockingIOError, TimeoutError):
+                break
+            except OSError as exc:  # e.g. an ICMP error surfacing: never fatal
+                log.debug("KRPC receive failed: %s", exc)
+                continue
+            matched = self.handle_datagram(data, (str(sender[0]), int(sender[1])))
+            if matched is not None:
+                found.append(matched)
+        return found
+
     def _expire(self, now: float) -> list[Address]:
         """Drop the queries whose time is up; nodes given a whole query timeout are
         remembered as silent."""
@@ -379,10 +398,10 @@ class KrpcClient:
             if not self._pending:
                 break
             matched = self._receive(min(p.expires for p in self._pending.values()))
+            for reply in ([matched] if matched is not None else []) + self._ready():
+                self._on_get_reply(walk, reply, public_key, salt)
             for address in self._expire(time.monotonic()):
                 walk.failed(address)
-            if matched is not None:
-                self._on_get_reply(walk, matched, public_key, salt)
         self._pending.clear()
         answers = tuple(NodeAnswer(a, i, g.seq, g.token, g.item) for a, i, g in walk.answers())
         return Lookup(target, answers, sent, self._tally.snapshot() - before, skipped)
@@ -473,8 +492,10 @@ class KrpcClient:
 
             sent += self._query(node.address, encode, deadline)
         stored = refused = 0
+        answers: list[Matched] = []
         while self._pending and (matched := self._receive(deadline)) is not None:
-            pending, reply = matched
+            answers.append(matched)
+        for pending, reply in answers + self._ready():
             if isinstance(reply, krpc.ErrorReply):
                 log.debug(
                     "put refused by %s:%d: %d %s", *pending.address, reply.code, reply.message

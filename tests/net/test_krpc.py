@@ -530,6 +530,30 @@ def test_a_node_that_timed_out_is_not_waited_on_again() -> None:
     assert [a.address for a in lookups[1].answers] == [node.address]
 
 
+def test_an_answer_waiting_in_the_buffer_is_not_taken_for_silence() -> None:
+    """A client thread that runs late (a loaded machine) finds the answer queued after the
+    query's time is up: it counts, and the node is not remembered as silent."""
+
+    def answer(query: dict[bytes, Any], sender: Address) -> list[bytes]:
+        return [_reply(query[b"t"], token=b"t", nodes=b"")]
+
+    shared = SilentNodes()
+    with (
+        FakeNode(answer) as node,
+        KrpcClient(_config(timeout=2.0, query_timeout=0.2), [node.address], silent=shared) as c,
+    ):
+        on_time = c._receive
+
+        def late(until: float) -> Any:
+            time.sleep(max(0.0, until - time.monotonic()) + 0.1)  # not scheduled in time
+            return on_time(until)
+
+        c._receive = late  # type: ignore[method-assign]
+        lookup = c.get(PUBLISHER.public.raw, SALT)
+    assert [a.address for a in lookup.answers] == [node.address]
+    assert len(shared) == 0
+
+
 def test_a_silent_bootstrap_node_is_still_asked() -> None:
     shared = SilentNodes()
     config = _config(timeout=1.0, query_timeout=0.2)
