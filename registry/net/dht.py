@@ -65,11 +65,11 @@ class Dht:
         self._krpc_all: list[KrpcClient] = []
         self._krpc_closed = False
         self._krpc_lock = threading.Lock()
-        self._silent = SilentNodes()  # nodes that timed out, shared by the clients
+        self.silent = SilentNodes()  # nodes that timed out, shared by the KRPC clients
         self._gets: dict[tuple[bytes, bytes], deque[_Get]] = {}
         self._puts: dict[tuple[bytes, bytes], deque[Future[int]]] = {}
         self._stats: deque[Future[int]] = deque()
-        self._counters: deque[Future[Traffic]] = deque()
+        self._counters: deque[Future[dict[str, int]]] = deque()
 
     # --- alerts (called from the alert thread) ------------------------------------------------
 
@@ -91,18 +91,15 @@ class Dht:
             if stats is not None and not stats.done():
                 stats.set_result(nodes)
         elif isinstance(a, lt.session_stats_alert):
-            values = a.values
-            traffic = Traffic(
-                packets_sent=int(values["dht.dht_messages_out"]),
-                bytes_sent=int(values["dht.dht_bytes_out"]),
-                packets_received=int(values["dht.dht_messages_in"]),
-                bytes_received=int(values["dht.dht_bytes_in"]),
-                dropped=int(values["dht.dht_messages_in_dropped"]),
-            )
+            values = {
+                name[len("dht.") :]: int(value)
+                for name, value in a.values.items()
+                if name.startswith("dht.")
+            }
             with self._lock:
                 counters = self._counters.popleft() if self._counters else None
             if counters is not None and not counters.done():
-                counters.set_result(traffic)
+                counters.set_result(values)
         else:
             return False
         return True
@@ -228,7 +225,7 @@ class Dht:
                 raise UsageError("the network session is closed")
             client = self._krpc_idle.pop() if self._krpc_idle else None
         if client is None:
-            client = KrpcClient(config, self._profile.bootstrap, silent=self._silent)
+            client = KrpcClient(config, self._profile.bootstrap, silent=self.silent)
             with self._krpc_lock:
                 self._krpc_all.append(client)
         client.config = config
@@ -265,10 +262,11 @@ class Dht:
         except FutureTimeout:
             raise NetTimeoutError("the DHT did not report its routing table") from None
 
-    def traffic(self, timeout: float = 5.0) -> Traffic:
-        """What libtorrent's own DHT node sent and received since the session began (its
-        session counters); the KRPC clients' traffic is `krpc_traffic`."""
-        fut: Future[Traffic] = Future()
+    def counters(self, timeout: float = 5.0) -> dict[str, int]:
+        """libtorrent's DHT session counters since the session began, named without their
+        `dht.` prefix (`dht_get_out`: BEP-44 gets sent, `dht_announce_peer_out`, ...).
+        Raises `NetTimeoutError` when the session does not report them in `timeout` s."""
+        fut: Future[dict[str, int]] = Future()
         with self._lock:
             self._counters.append(fut)
         self._ses.post_session_stats()
@@ -276,6 +274,18 @@ class Dht:
             return fut.result(timeout)
         except FutureTimeout:
             raise NetTimeoutError("the session did not report its counters") from None
+
+    def traffic(self, timeout: float = 5.0) -> Traffic:
+        """What libtorrent's own DHT node sent and received since the session began (its
+        session counters); the KRPC clients' traffic is `krpc_traffic`."""
+        c = self.counters(timeout)
+        return Traffic(
+            packets_sent=c["dht_messages_out"],
+            bytes_sent=c["dht_bytes_out"],
+            packets_received=c["dht_messages_in"],
+            bytes_received=c["dht_bytes_in"],
+            dropped=c["dht_messages_in_dropped"],
+        )
 
     def wait_for_nodes(self, min_nodes: int = 1, timeout: float = 10.0) -> int:
         """Block until the routing table holds `min_nodes`; return the count.

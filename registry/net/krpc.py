@@ -148,6 +148,11 @@ class SilentNodes:
         with self._lock:
             self._since.pop(address, None)
 
+    def addresses(self, now: float) -> list[Address]:
+        """The addresses silent at `now`, oldest first."""
+        with self._lock:
+            return [a for a, since in self._since.items() if now - since < self.ttl]
+
     def silent(self, address: Address, now: float) -> bool:
         """Whether `address` timed out less than `ttl` seconds before `now`."""
         with self._lock:

@@ -139,3 +139,6 @@ def test_dht_traffic_counts_libtorrent_and_the_krpc_client(
     assert spent.packets_sent >= report.traffic.packets_sent > 0
     assert spent.bytes_sent >= report.traffic.bytes_sent
     assert session.dht.traffic().packets_sent > 0  # libtorrent's node joined the DHT
+    gets = session.dht.counters()["dht_get_out"]
+    session.dht_get(PUBLISHER.public, salt_of(request), 10)
+    assert session.dht.counters()["dht_get_out"] > gets
