@@ -41,8 +41,8 @@ DEFAULT_KEY = "default"
 ENV_PASSPHRASE = "HUBLESS_PASSPHRASE"
 
 GLOBAL_OPTIONS_NOTE = (
-    "Global options (--json, -q, --debug, --home, --bootstrap, --listen, --upload-limit) "
-    "may come before or after the command; see `hubless --help`."
+    "Global options (--json, -q, --debug, --home, --bootstrap, --listen, --upload-limit, "
+    "--offline, --timeout) may come before or after the command; see `hubless --help`."
 )
 
 
@@ -57,6 +57,8 @@ class Options:
     bootstrap: tuple[str, ...] = ()
     listen: str | None = None
     upload_limit: int | None = None
+    offline: bool = False
+    timeout: float | None = None
 
 
 def _terminal_prompt(message: str) -> str:
@@ -107,6 +109,8 @@ class App:
                 bootstrap=o.bootstrap,
                 listen=o.listen,
                 upload_limit=o.upload_limit,
+                offline=True if o.offline else None,
+                timeout=o.timeout,
             )
         return self._config
 
@@ -220,6 +224,24 @@ def global_options(*, hidden: bool) -> Callable[[F], F]:
                 "metavar": "BYTES/S",
                 "help": "Cap upload per seeded torrent, 0: none (env HUBLESS_UPLOAD_LIMIT; "
                 "config.toml upload_limit).",
+            },
+        ),
+        (
+            ("--offline", "offline"),
+            {
+                "is_flag": True,
+                "help": "Never use the network: answer from the cache or fail "
+                "(env HUBLESS_OFFLINE=1; config.toml offline).",
+            },
+        ),
+        (
+            ("--timeout", "timeout"),
+            {
+                "type": click.FloatRange(min=0, min_open=True),
+                "metavar": "SECONDS",
+                "help": "Bound every lookup and download wait (env HUBLESS_TIMEOUT; "
+                "config.toml timeout; default 30 s per lookup, 10 s when a cached "
+                "version can answer).",
             },
         ),
     ]

@@ -73,8 +73,12 @@ def history(app: App, ref: str) -> None:
 
     With -q, prints only the version labels, one per line.
     """
-    res = app.client().history(ref)
+    client = app.client()
+    res = client.history(ref)
     m = res.latest.manifest
+    # Notes, license and tags are signed in each version's own manifest; the history table
+    # does not repeat them, so earlier rows carry them when this home holds that manifest.
+    held = client.held_manifests(res)
     versions: list[dict[str, Any]] = [
         {
             "seq": h.seq,
@@ -83,11 +87,10 @@ def history(app: App, ref: str) -> None:
             "manifest_hash": h.manifest_hash.hex(),
             "published_at": h.created,
             "yanked": h.yanked,
+            **(release_notes(held[h.seq].manifest) if h.seq in held else {}),
         }
         for h in m.history
     ]
-    # Notes, license and tags are signed in each version's own manifest; the history table
-    # of the latest one does not repeat them, so only the latest row carries them.
     versions.append(
         {
             "seq": m.seq,
@@ -106,6 +109,8 @@ def history(app: App, ref: str) -> None:
         lines.append(
             f"  seq {v['seq']:>4}  {v['version']:<16} {_date(v['published_at'])}{yank}{mark}"
         )
+        if v["seq"] in held:
+            lines += release_lines(held[v["seq"]].manifest, " " * 12)
     lines += release_lines(m, " " * 12)
     app.renderer.result(
         {"publisher": m.publisher.text, "name": m.name, "versions": versions},
@@ -122,24 +127,49 @@ def history(app: App, ref: str) -> None:
     help="Also place the files in this new (or empty) folder.",
 )
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable).")
+@click.option(
+    "--exclude", multiple=True, metavar="GLOB", help="Leave out files matching (repeatable)."
+)
 @click.option("--allow-yanked", is_flag=True, help="Pull even if the latest version is yanked.")
 @click.option("--seed/--no-seed", default=False, help="Then run this home's daemon, until Ctrl-C.")
+@click.option(
+    "--hf-cache/--no-hf-cache",
+    default=None,
+    help='Also link it into the Hugging Face cache, so from_pretrained("KEY/NAME") finds it '
+    "(env HUBLESS_HF_CACHE=1; config.toml hf_cache).",
+)
 @pass_app
 def pull(
-    app: App, ref: str, to: Path | None, include: tuple[str, ...], allow_yanked: bool, seed: bool
+    app: App,
+    ref: str,
+    to: Path | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    allow_yanked: bool,
+    seed: bool,
+    hf_cache: bool | None,
 ) -> None:
     """Download REF, verify every file, print the folder `from_pretrained` can load.
 
     With -q, stdout is only that folder: P=$(hubless -q pull REF)
     """
     client = app.client(serve=seed)
-    result = client.pull(ref, to=to, include=include, allow_yanked=allow_yanked)
+    result = client.pull(
+        ref,
+        to=to,
+        include=include,
+        exclude=exclude,
+        allow_yanked=allow_yanked,
+        hf_cache=hf_cache,
+    )
     s = result.summary()
     summary = (
         f"{s['reference']}: {result.files} files verified; fetched {result.fetched_files} "
         f"({human_size(result.downloaded_bytes)} downloaded), reused {result.reused_files} "
         f"from the cache"
     )
+    if result.hf_cache is not None:
+        summary += f"; in the Hugging Face cache as {s['publisher']}/{s['name']}"
     app.renderer.result(s, f"{summary}\n{result.path}", value=str(result.path), note=summary)
     if seed:
         res = result.resolution  # what the running daemon, if any, must be serving
@@ -154,25 +184,47 @@ def pull(
 @click.option(
     "--publisher", help="Require this publisher key (default: the one the manifest names)."
 )
+@click.option(
+    "--ref",
+    metavar="KEY/NAME[@VERSION]",
+    help="Check against this reference's signed manifest, resolved on the network (for a "
+    "folder another BitTorrent client downloaded).",
+)
 @pass_app
-def verify(app: App, folder: Path, publisher: str | None) -> None:
+def verify(app: App, folder: Path, publisher: str | None, ref: str | None) -> None:
     """Check FOLDER's files against the signed manifest it was pulled with.
 
+    With --ref, against the manifest REF resolves to instead: for a folder that aria2c or
+    qBittorrent downloaded from an exported torrent (pad files under .pad/ are ignored).
     Exits 1 if any file is missing or modified. With -q, prints only the problems.
     """
+    from hubless.core.errors import UsageError
     from hubless.core.keys import PublicKey
     from hubless.services.verify import verify_folder
 
-    report = verify_folder(folder, PublicKey.parse(publisher) if publisher else None)
+    if ref is not None:
+        if publisher is not None:
+            raise UsageError("--ref names the publisher already; leave out --publisher")
+        report, _ = app.client().verify_remote(folder, ref)
+    else:
+        report = verify_folder(folder, PublicKey.parse(publisher) if publisher else None)
     m = report.manifest.manifest
+    checked = len(m.files) if report.selected is None else report.selected
     verdict = (
         f"{m.publisher.text}/{m.name}@{m.version}: "
         + ("OK" if report.ok else "FAILED")
-        + f", {report.ok_files} of {len(m.files)} files intact"
+        + f", {report.ok_files} of {checked} files intact"
+        + (
+            f" (a partial pull: the {checked} selected of {len(m.files)} files were checked)"
+            if report.selected is not None
+            else ""
+        )
     )
     problems = [f"missing   {p}" for p in report.missing]
     problems += [f"modified  {p}" for p in report.modified]
     problems += [f"extra     {p}" for p in report.extra]
+    if report.pads:
+        problems.append(f"ignored   {len(report.pads)} pad files under .pad/ (BEP-47 padding)")
     app.renderer.result(
         report.summary(),
         "\n".join([verdict, *(f"  {p}" for p in problems)]),
@@ -202,7 +254,8 @@ def export(app: App, ref: str, torrent_file: Path | None, magnet: bool) -> None:
     \b
       aria2c --enable-dht=true --dht-file-path=new.dat FILE.torrent
 
-    A magnet names only the infohash; aria2 ignores `x.pe` peer hints, so on a private
+    A magnet names the infohash and the seeders a DHT lookup found (`x.pe`, which
+    qBittorrent and other libtorrent clients use); aria2 ignores `x.pe`, so on a private
     DHT name an entry point (`dht_nodes` in --json output):
 
     \b
@@ -210,6 +263,10 @@ def export(app: App, ref: str, torrent_file: Path | None, magnet: bool) -> None:
 
     On a private DHT, a fresh --dht-file-path keeps aria2 from also contacting nodes it
     saved earlier (e.g. public DHT nodes in ~/.aria2/dht.dat).
+
+    --torrent also writes NAME.manifest.torrent and the signed manifest beside it: seeding
+    both lets another client serve hubless consumers. libtorrent-based clients (qBittorrent,
+    Deluge) on one host need "allow multiple connections from the same IP" turned on.
     """
     from hubless.core.errors import UsageError
 
@@ -218,7 +275,15 @@ def export(app: App, ref: str, torrent_file: Path | None, magnet: bool) -> None:
     client = app.client()
     if torrent_file is not None:
         info = client.export_torrent(ref, torrent_file)
-        app.renderer.result(info, f"wrote {torrent_file}", value=str(torrent_file))
+        written = [str(torrent_file)] + [
+            info[k] for k in ("manifest_torrent", "manifest_file") if info[k] is not None
+        ]
+        text = "\n".join(
+            [f"wrote {w}" for w in written]
+            + ["to seed both with aria2c (hubless consumers need the manifest too):"]
+            + [f"  {line}" for line in info["seed"]]
+        )
+        app.renderer.result(info, text, value="\n".join(written))
     else:
         link = client.magnet(ref)
         app.renderer.result({"magnet": link, "dht_nodes": client.dht_nodes()}, link, value=link)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
-from hubless.services.daemon import RECORD_LIFETIME, REPUBLISH_EVERY
+from hubless.services.intervals import POLL_EVERY, RECORD_LIFETIME, REPUBLISH_EVERY
 
 from .app import App, Command, pass_app
 from .render import Renderer, human_size
@@ -142,7 +142,7 @@ def _warn(renderer: Renderer, message: str) -> None:
 @click.option(
     "--poll-interval",
     type=click.FloatRange(min=0, min_open=True),
-    default=600.0,
+    default=POLL_EVERY,
     show_default=True,
     metavar="SECONDS",
     help="How often followed publishers and models are checked for new versions.",
@@ -154,6 +154,18 @@ def _warn(renderer: Renderer, message: str) -> None:
     help="Run CMD (a shell command) once per new followed version; it gets HUBLESS_REFERENCE, "
     "HUBLESS_VERSION, HUBLESS_SEQ and HUBLESS_PATH in its environment.",
 )
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep only the newest N versions of each followed model (default: all).",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Sign --key's records again once and exit, without running the daemon (exit 3 if "
+    "the DHT holds one this home did not sign).",
+)
 @pass_app
 def seed(
     app: App,
@@ -161,6 +173,8 @@ def seed(
     republish_interval: float,
     poll_interval: float,
     exec_cmd: str | None,
+    keep: int | None,
+    once: bool,
 ) -> None:
     """Run this home's daemon until Ctrl-C.
 
@@ -170,13 +184,32 @@ def seed(
     fetches, verifies and seeds every new version of what it follows: a mirror. One daemon
     per home.
     """
+    from hubless.core.errors import UsageError
     from hubless.services.mirror import MirrorOptions
     from hubless.services.poll import PollPolicy
 
+    if once:
+        if key_name is None:
+            raise UsageError("--once signs a key's records again: name it with --key")
+        republish_once(app, key_name)
+        return
     client = app.client(serve=True)
     signing = app.signing_key(key_name) if key_name else None
-    mirror = MirrorOptions(policy=PollPolicy(interval=poll_interval), exec_cmd=exec_cmd)
+    mirror = MirrorOptions(policy=PollPolicy(interval=poll_interval), exec_cmd=exec_cmd, keep=keep)
     run_daemon(app, client, signing, republish_interval, mirror)
+
+
+def republish_once(app: App, key_name: str) -> None:
+    """`seed --key NAME --once`: one key-holder republish round, then exit (spec §8.5).
+
+    Raises `KeyLeakError` (exit 3) when the DHT holds a record under the key that this home
+    did not sign; such records are left alone."""
+    client = app.client(serve=False)
+    checks = client.republish(app.signing_key(key_name))
+    text = "\n".join(
+        f"{c.name}: {c.status}" + (f" ({c.detail})" if c.detail else "") for c in checks
+    )
+    app.renderer.result([c.summary() for c in checks], text or "no models to republish")
 
 
 @click.command(cls=Command)

@@ -15,6 +15,7 @@ from hubless.core import errors
 
 # error class → (exit code, hint for the command line; "" to fall through to the class's).
 TABLE: dict[type[errors.HublessError], tuple[int, str]] = {
+    errors.KeyLeakError: (3, ""),
     errors.UsageError: (2, ""),
     errors.KeyStoreError: (1, "list the keys here with: hubless key list"),
     errors.StoreError: (1, "check the folder's permissions and free space"),
@@ -36,7 +37,7 @@ TABLE: dict[type[errors.HublessError], tuple[int, str]] = {
 
 
 def exit_code(exc: errors.HublessError) -> int:
-    """1 for an operational error, 2 for a usage error: the most specific class in TABLE."""
+    """1 operational, 2 usage, 3 a leaked key: the most specific class in TABLE."""
     for cls in type(exc).__mro__:
         if cls in TABLE:
             return TABLE[cls][0]

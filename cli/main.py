@@ -3,9 +3,9 @@
 Parse, call the Python API, render; no protocol logic lives in the command line. Commands
 live in one module per group, each exporting `COMMANDS`: `keys` (key new|list|show),
 `publishing` (publish), `consuming` (resolve, history, pull, verify, export, seed),
-`catalogue` (follow, unfollow, following, models, search) and `lab` (testnet, demo). A new
-group is one module and one entry in `GROUPS`. Nothing heavy is imported until a command
-runs, so `hubless --help` stays fast.
+`caching` (list, rm, prune, import), `catalogue` (follow, unfollow, following, models,
+search) and `lab` (testnet, demo). A new group is one module and one entry in `GROUPS`.
+Nothing heavy is imported until a command runs, so `hubless --help` stays fast.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
-from . import catalogue, consuming, daemon, keys, lab, publishing
+from . import caching, catalogue, consuming, daemon, keys, lab, publishing
 from .app import App, Command, Group, global_options
 
-GROUPS = (keys, publishing, consuming, daemon, catalogue, lab)
+GROUPS = (keys, publishing, consuming, caching, daemon, catalogue, lab)
 
 EPILOG = """\b
 Global options may come before or after the command:
@@ -28,9 +28,10 @@ Global options may come before or after the command:
 
 \b
 Each setting comes from its flag, else the environment (HUBLESS_HOME,
-HUBLESS_BOOTSTRAP, HUBLESS_LISTEN, HUBLESS_UPLOAD_LIMIT, HUBLESS_PASSPHRASE),
-else config.toml in the config folder (bootstrap, listen, upload_limit),
-else the default.
+HUBLESS_BOOTSTRAP, HUBLESS_LISTEN, HUBLESS_UPLOAD_LIMIT, HUBLESS_OFFLINE,
+HUBLESS_TIMEOUT, HUBLESS_HF_CACHE, HUBLESS_PASSPHRASE), else config.toml in
+the config folder (bootstrap, listen, upload_limit, offline, timeout,
+hf_cache), else the default.
 
 \b
 Shell completion: add the line for your shell to its startup file.

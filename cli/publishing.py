@@ -20,6 +20,11 @@ from .render import human_size
 @click.option("--tag", multiple=True, help="Tag (repeatable).")
 @click.option("--key", "key_name", default=DEFAULT_KEY, show_default=True, help="Key to sign with.")
 @click.option("--seed/--no-seed", default=False, help="Then run this home's daemon, until Ctrl-C.")
+@click.option(
+    "--follow-links",
+    is_flag=True,
+    help="Publish what symbolic links point to, even outside FOLDER (default: refuse them).",
+)
 @pass_app
 def publish(
     app: App,
@@ -31,6 +36,7 @@ def publish(
     tag: tuple[str, ...],
     key_name: str,
     seed: bool,
+    follow_links: bool,
 ) -> None:
     """Publish FOLDER as a new signed version of model NAME.
 
@@ -44,7 +50,14 @@ def publish(
     # Loaded once: publishing and then seeding (which republishes) must not ask twice.
     signing = app.signing_key(key_name)
     result = client.publish(
-        folder, name, version, key=signing, description=notes, license=license_, tags=tag
+        folder,
+        name,
+        version,
+        key=signing,
+        description=notes,
+        license=license_,
+        tags=tag,
+        follow_links=follow_links,
     )
     if result.unchanged:
         summary = f"{result.reference} is unchanged (seq {result.seq}): nothing published"

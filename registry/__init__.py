@@ -4,6 +4,7 @@ The Python API, for programs that publish or consume models:
 
     import hubless
     path = hubless.pull("KEY/tiny-llama@v1")          # verified snapshot folder
+    path = hubless.pull("KEY/tiny-llama", include="*.json", offline=True)  # cache only
     hubless.publish("./my-model", "my-model", "v2")  # signed with the default key
 
     with hubless.Client() as client, hubless.Daemon(client) as daemon:
@@ -24,11 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .core.keys import PublicKey
     from .core.refs import Reference
     from .services.catalogue import Catalogue, SearchHit
     from .services.client import Client
     from .services.daemon import Daemon, DaemonStatus
+    from .services.events import Listener
     from .services.follow import Following, FollowResult
     from .services.mirror import Delivered, MirrorOptions
     from .services.publish import PublishResult
@@ -102,9 +106,46 @@ def history(ref: str | Reference) -> Resolution:
     return _client().history(ref)
 
 
-def pull(ref: str | Reference, to: str | Path | None = None, include: tuple[str, ...] = ()) -> Path:
-    """Download and verify a model version; return the folder `from_pretrained` can load."""
-    return _client().pull(ref, to=to, include=include).path
+def pull(
+    ref: str | Reference,
+    to: str | Path | None = None,
+    include: str | Sequence[str] | None = None,
+    *,
+    exclude: str | Sequence[str] | None = None,
+    version: str | None = None,
+    offline: bool = False,
+    hf_cache: bool | None = None,
+    progress: Listener | None = None,
+) -> Path:
+    """Download and verify a model version; return the folder `from_pretrained` can load.
+
+    `include`/`exclude` take a glob or a list of globs (like `snapshot_download`'s
+    `allow_patterns`/`ignore_patterns`); `version` names a version (like `@VERSION`);
+    `offline` answers from the cache only (like `local_files_only`); `hf_cache` links it
+    into the Hugging Face cache. `progress` receives each step and byte count (an `Event`);
+    without it, a bar is drawn when stderr is a terminal, and nothing is printed otherwise.
+    """
+    from .progressbar import TerminalBar, default_progress
+
+    listener = progress if progress is not None else default_progress()
+    try:
+        return (
+            _client()
+            .pull(
+                ref,
+                to=to,
+                include=include,
+                exclude=exclude,
+                version=version,
+                offline=offline,
+                hf_cache=hf_cache,
+                progress=listener,
+            )
+            .path
+        )
+    finally:
+        if isinstance(listener, TerminalBar):
+            listener.close()
 
 
 def seed(stop: threading.Event | None = None) -> None:

@@ -11,6 +11,9 @@ The config file holds the settings that mirror the environment variables, for ex
     bootstrap = ["192.168.1.10:6881", "192.168.1.11:6881"]   # HUBLESS_BOOTSTRAP
     listen = "192.168.1.20"                                   # HUBLESS_LISTEN
     upload_limit = 10_000_000                                 # HUBLESS_UPLOAD_LIMIT (bytes/s)
+    offline = false                                           # HUBLESS_OFFLINE=1
+    timeout = 30                                              # HUBLESS_TIMEOUT (seconds)
+    hf_cache = true                                           # HUBLESS_HF_CACHE=1
 
 The home folder chooses where the file is, so it cannot be set in it; the passphrase is a
 secret and stays out of it.
@@ -18,6 +21,7 @@ secret and stays out of it.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -36,6 +40,15 @@ ENV_BOOTSTRAP = "HUBLESS_BOOTSTRAP"
 ENV_PASSPHRASE = "HUBLESS_PASSPHRASE"
 ENV_LISTEN = "HUBLESS_LISTEN"
 ENV_UPLOAD_LIMIT = "HUBLESS_UPLOAD_LIMIT"
+ENV_OFFLINE = "HUBLESS_OFFLINE"
+ENV_TIMEOUT = "HUBLESS_TIMEOUT"
+ENV_HF_CACHE = "HUBLESS_HF_CACHE"
+#: Seconds a lookup waits by default, and a download for its peers and bytes.
+DHT_TIMEOUT = 30.0
+TRANSFER_TIMEOUT = 3600.0
+#: Seconds a lookup waits by default when a known version could answer instead (stale).
+CHECK_TIMEOUT = 10.0
+SETTINGS = ("bootstrap", "listen", "upload_limit", "offline", "timeout", "hf_cache")
 CONFIG_FILE = "config.toml"
 #: Largest config file read, in bytes: it holds a handful of short settings.
 MAX_CONFIG_FILE = 64 * 1024
@@ -54,9 +67,23 @@ class Config:
     listen_host: str | None = None
     listen_port: int = 0
     passphrase: str | None = field(default=None, repr=False)
-    dht_timeout: float = 30.0
-    transfer_timeout: float = 3600.0
+    dht_timeout: float = DHT_TIMEOUT
+    transfer_timeout: float = TRANSFER_TIMEOUT
     upload_limit: int = 0  # bytes per second per torrent; 0: no limit
+    offline: bool = False  # never touch the network: answer from the cache or fail
+    timeout: float | None = None  # the user's bound on every lookup and download wait, s
+    hf_cache: bool = False  # also lay pulled versions out as a Hugging Face cache
+    hf_cache_dir: Path | None = None  # that cache (HF_HUB_CACHE as huggingface_hub finds it)
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None:
+            object.__setattr__(self, "dht_timeout", self.timeout)
+            object.__setattr__(self, "transfer_timeout", self.timeout)
+
+    @property
+    def check_timeout(self) -> float:
+        """Seconds to ask the DHT for the latest when a known version can answer instead."""
+        return self.timeout if self.timeout is not None else min(CHECK_TIMEOUT, self.dht_timeout)
 
     @property
     def local_network(self) -> bool:
@@ -77,11 +104,17 @@ class Config:
         bootstrap: tuple[str, ...] = (),
         listen: str | None = None,
         upload_limit: int | None = None,
+        offline: bool | None = None,
+        timeout: float | None = None,
+        hf_cache: bool | None = None,
     ) -> Config:
         """Each setting from its flag, else the environment, else the config file, else default.
 
         `bootstrap` holds HOST:PORT texts (each may list several, comma-separated), `listen`
-        is HOST or HOST:PORT, `upload_limit` is bytes per second (0: none). Raises
+        is HOST or HOST:PORT, `upload_limit` is bytes per second (0: none), `timeout` seconds
+        (bounds every lookup and download wait). `offline` and `hf_cache` are switches (env:
+        1/true/yes/on or 0/false/no/off). The Hugging Face cache folder is found from the
+        environment as huggingface_hub finds it (`hf_cache_dir`). Raises
         `UsageError` for text that does not parse, naming where it came from, and for a
         malformed config file, naming the file and the line.
         """
@@ -119,6 +152,17 @@ class Config:
         else:
             limit = file.upload_limit
 
+        if offline is None:
+            offline = _switch(env, ENV_OFFLINE, file.offline)
+        if hf_cache is None:
+            hf_cache = _switch(env, ENV_HF_CACHE, file.hf_cache)
+        if timeout is None and env.get(ENV_TIMEOUT, "").strip():
+            timeout = _seconds(env[ENV_TIMEOUT], ENV_TIMEOUT)
+        elif timeout is None:
+            timeout = file.timeout
+        elif timeout <= 0:
+            raise UsageError(f"--timeout must be more than 0 seconds, not {timeout:g}")
+
         return cls(
             *dirs,
             bootstrap=nodes,
@@ -126,6 +170,10 @@ class Config:
             listen_port=port,
             passphrase=env.get(ENV_PASSPHRASE),
             upload_limit=limit,
+            offline=offline,
+            timeout=timeout,
+            hf_cache=hf_cache,
+            hf_cache_dir=hf_hub_cache(env),
         )
 
     def with_passphrase(self, passphrase: str | None) -> Config:
@@ -150,6 +198,9 @@ class FileSettings:
     bootstrap: tuple[Endpoint, ...] = ()
     listen: Endpoint | None = None
     upload_limit: int = 0
+    offline: bool = False
+    timeout: float | None = None
+    hf_cache: bool = False
 
     @classmethod
     def read(cls, path: Path) -> FileSettings:
@@ -179,11 +230,11 @@ class FileSettings:
             line = text.count("\n", 0, match.start()) + 1 if match else 0
             return f"{path}, line {line}" if line else str(path)
 
-        unknown = sorted(set(doc) - {"bootstrap", "listen", "upload_limit"})
+        unknown = sorted(set(doc) - set(SETTINGS))
         if unknown:
             raise UsageError(
                 f"{where(unknown[0])}: unknown setting {unknown[0]!r}",
-                hint="the settings are bootstrap, listen and upload_limit",
+                hint="the settings are " + ", ".join(SETTINGS),
             )
         settings = cls()
         if "bootstrap" in doc:
@@ -206,6 +257,16 @@ class FileSettings:
                     f"{where('upload_limit')}: upload_limit must be a whole number of bytes/s"
                 )
             settings = replace(settings, upload_limit=value)
+        for switch in ("offline", "hf_cache"):
+            if switch in doc:
+                if not isinstance(doc[switch], bool):
+                    raise UsageError(f"{where(switch)}: {switch} must be true or false")
+                settings = replace(settings, **{switch: doc[switch]})
+        if "timeout" in doc:
+            value = doc["timeout"]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise UsageError(f"{where('timeout')}: timeout must be a number of seconds > 0")
+            settings = replace(settings, timeout=float(value))
         return settings
 
 
@@ -260,6 +321,46 @@ def parse_endpoints(text: str, source: str) -> tuple[Endpoint, ...]:
 def parse_listen(text: str, source: str) -> Endpoint:
     """A listen address: `HOST` (any free port) or `HOST:PORT` (port 0: any free port)."""
     return parse_endpoint(text, source, default_port=0, min_port=0)
+
+
+def hf_hub_cache(env: Mapping[str, str]) -> Path:
+    """The Hugging Face hub cache folder, found as huggingface_hub finds it.
+
+    HF_HUB_CACHE, else the legacy HUGGINGFACE_HUB_CACHE, else HF_HOME/hub, else
+    XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub; `~` and `$VARS` expanded.
+    """
+
+    def expand(text: str) -> str:
+        text = os.path.expanduser(text)
+        return re.sub(r"\$(\w+)|\$\{(\w+)\}", lambda m: env.get(m[1] or m[2], m[0]), text)
+
+    xdg = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    hf_home = expand(env.get("HF_HOME") or os.path.join(xdg, "huggingface"))
+    legacy = env.get("HUGGINGFACE_HUB_CACHE") or os.path.join(hf_home, "hub")
+    return Path(expand(env.get("HF_HUB_CACHE") or legacy))
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    if name not in env:
+        return default
+    text = env[name].strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise UsageError(f"{name}={env[name]!r} is not a switch", hint="use 1 or 0")
+
+
+def _seconds(text: str, source: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise UsageError(f"{source}={text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise UsageError(f"{source}={text!r} must be more than 0 seconds")
+    return value
 
 
 def _whole_number(text: str, source: str) -> int:

@@ -178,3 +178,58 @@ def test_a_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
         Config.resolve({"HUBLESS_UPLOAD_LIMIT": "lots"}, home=tmp_path)
     with pytest.raises(UsageError, match="HUBLESS_BOOTSTRAP"):
         Config.resolve({"HUBLESS_BOOTSTRAP": "127.0.0.1"}, home=tmp_path)
+
+
+def test_offline_timeout_and_hf_cache_follow_the_same_rule(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text(
+        "offline = true\ntimeout = 12\nhf_cache = true\n"
+    )
+    from_file = Config.resolve({}, home=tmp_path)
+    assert (from_file.offline, from_file.timeout, from_file.hf_cache) == (True, 12.0, True)
+    assert from_file.dht_timeout == from_file.transfer_timeout == from_file.check_timeout == 12
+    env = {"HUBLESS_OFFLINE": "0", "HUBLESS_TIMEOUT": "2.5", "HUBLESS_HF_CACHE": "no"}
+    from_env = Config.resolve(env, home=tmp_path)
+    assert (from_env.offline, from_env.timeout, from_env.hf_cache) == (False, 2.5, False)
+    flags = Config.resolve(env, home=tmp_path, offline=True, timeout=1.0, hf_cache=True)
+    assert (flags.offline, flags.timeout, flags.hf_cache) == (True, 1.0, True)
+
+
+def test_without_a_timeout_a_cached_answer_waits_less_than_a_lookup(tmp_path: Path) -> None:
+    config = Config.resolve({}, home=tmp_path)
+    assert (config.dht_timeout, config.check_timeout, config.transfer_timeout) == (30, 10, 3600)
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"HUBLESS_OFFLINE": "maybe"}, "HUBLESS_OFFLINE"),
+        ({"HUBLESS_TIMEOUT": "0"}, "HUBLESS_TIMEOUT"),
+        ({"HUBLESS_TIMEOUT": "soon"}, "HUBLESS_TIMEOUT"),
+    ],
+)
+def test_bad_switches_and_timeouts_name_the_variable(
+    tmp_path: Path, env: dict[str, str], setting: str
+) -> None:
+    with pytest.raises(UsageError, match=setting):
+        Config.resolve(env, home=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"HOME": "/h"}, "/h/.cache/huggingface/hub"),
+        ({"HOME": "/h", "XDG_CACHE_HOME": "/x"}, "/x/huggingface/hub"),
+        ({"HOME": "/h", "HF_HOME": "/hf"}, "/hf/hub"),
+        ({"HF_HOME": "/hf", "HUGGINGFACE_HUB_CACHE": "/legacy"}, "/legacy"),
+        ({"HF_HUB_CACHE": "/new", "HUGGINGFACE_HUB_CACHE": "/legacy"}, "/new"),
+        ({"HF_HUB_CACHE": "$ROOT/hub", "ROOT": "/r"}, "/r/hub"),
+    ],
+)
+def test_the_hugging_face_cache_is_found_as_huggingface_hub_finds_it(
+    env: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hubless.config import hf_hub_cache
+
+    monkeypatch.setenv("HOME", env.get("HOME", "/h"))
+    assert hf_hub_cache(env) == Path(expected)

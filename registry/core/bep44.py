@@ -69,7 +69,24 @@ class VerifiedItem:
 
 
 def verify_item(item: RawItem, expected_key: PublicKey, expected_salt: bytes) -> VerifiedItem:
-    """Check a DHT item's key, salt, size and signature; return its payload (spec §4.2)."""
+    """Check a DHT item's key, salt, size and signature; return its payload (spec §4.2).
+
+    Raises what `verify_signature` raises (steps 1-5), then `MalformedError` when the value
+    the key signed is not one canonical bencoded byte string (steps 6-7).
+    """
+    verify_signature(item, expected_key, expected_salt)
+    payload = bencode.decode(item.value)
+    if not isinstance(payload, bytes):
+        raise MalformedError("DHT value is not a bencoded byte string")
+    return VerifiedItem(expected_key, item.salt, item.seq, payload, item.signature)
+
+
+def verify_signature(item: RawItem, expected_key: PublicKey, expected_salt: bytes) -> None:
+    """Spec §4.2 steps 1-5: key, salt, size, seq range and signature of a DHT item.
+
+    An item that passes was signed by the expected key: whatever is wrong with its value
+    afterwards is the publisher's data, not a forgery (spec §8.1 step 2).
+    """
     if item.public_key != expected_key.raw:
         raise WrongPublisherError("DHT item is signed by another key than the one asked for")
     if item.salt != expected_salt:
@@ -79,10 +96,6 @@ def verify_item(item: RawItem, expected_key: PublicKey, expected_salt: bytes) ->
     if not 0 <= item.seq < 2**63:
         raise MalformedError(f"DHT item seq {item.seq} is out of range")
     expected_key.verify(signing_message(item.salt, item.seq, item.value), item.signature)
-    payload = bencode.decode(item.value)
-    if not isinstance(payload, bytes):
-        raise MalformedError("DHT value is not a bencoded byte string")
-    return VerifiedItem(expected_key, item.salt, item.seq, payload, item.signature)
 
 
 def sign_item(key: SigningKey, salt: bytes, seq: int, payload: bytes) -> RawItem:

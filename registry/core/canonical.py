@@ -57,7 +57,7 @@ def decode(data: bytes, *, what: str, max_size: int) -> Any:
         raise
     except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
         # msgpack sizes its own limits from len(data), bounded above; none of its errors escape
-        raise MalformedError(f"{what} is not valid msgpack: {exc}") from exc
+        raise MalformedError(f"{what} is not valid msgpack: {_describe(exc, data)}") from exc
     if _depth(obj) > MAX_DEPTH:
         raise MalformedError(f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
@@ -67,6 +67,16 @@ def decode(data: bytes, *, what: str, max_size: int) -> Any:
     if again != data:
         raise MalformedError(f"{what} is not in canonical msgpack form")
     return obj
+
+
+def _describe(exc: Exception, data: bytes) -> str:
+    """msgpack's own text, or what we know when it has none (its FormatError has none)."""
+    if str(exc):
+        return str(exc)
+    if isinstance(exc, msgpack.FormatError):
+        first = f" (the first byte is 0x{data[0]:02x})" if data else ""
+        return f"a byte that starts no msgpack value, such as the reserved 0xc1{first}"
+    return type(exc).__name__
 
 
 def _depth(obj: Any) -> int:

@@ -79,6 +79,15 @@ class EquivocationError(UntrustedDataError):
     """Two different signed statements for the same seq."""
 
 
+class KeyLeakError(EquivocationError):
+    """A record under this machine's own key that this machine did not sign."""
+
+    hint = (
+        "the publisher key may have leaked: hubless did not overwrite these records; stop "
+        "using the key, publish under a new one and tell your users"
+    )
+
+
 class HistoryRewriteError(UntrustedDataError):
     """A manifest whose history does not extend the one already known."""
 
@@ -117,6 +126,12 @@ class NotFoundError(NetworkError):
         "check the key and the model name; the publisher, or a mirror, must have been "
         "online in the last hours to keep its record in the DHT"
     )
+
+
+class OfflineError(NetworkError):
+    """The answer needs the network and this run may not use it (`--offline`)."""
+
+    hint = "pull it once with the network (drop --offline / HUBLESS_OFFLINE)"
 
 
 class NoPeersError(NetworkError):

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from .bep44 import RawItem, VerifiedItem, verify_item
+from .bep44 import RawItem, VerifiedItem, verify_item, verify_signature
 from .errors import (
     EquivocationError,
     NotFoundError,
@@ -91,15 +91,19 @@ def choose_record(
     check_name(name)
     salt = name.encode("ascii")
     signed: list[VerifiedItem] = []
+    first_error: UntrustedDataError | None = None
     for item in sorted(items, key=lambda i: i.seq, reverse=True):
         try:
-            signed.append(verify_item(item, publisher, salt))
+            verify_signature(item, publisher, salt)
         except UntrustedDataError:
             continue  # libtorrent's "found nothing" answer lands here too (§8.1 step 2)
-    if not signed:
+        try:
+            signed.append(verify_item(item, publisher, salt))
+        except UntrustedDataError as exc:  # signed by the publisher, yet no byte string
+            first_error = first_error or exc
+    if not signed and first_error is None:
         raise NotFoundError(f"no valid DHT record for model {name!r} under key {publisher.text}")
     valid: list[VerifiedRecord] = []
-    first_error: UntrustedDataError | None = None
     for verified in signed:
         try:
             valid.append(check_record(verified, name, now=now))

@@ -170,6 +170,13 @@ class Network(Protocol):
 
     def payload_downloaded(self, ih: bytes) -> int: ...
 
+    def dht_peers(self, ih: bytes, timeout: float = ...) -> list[Endpoint]:
+        """The peers one BEP-5 `get_peers` lookup finds for `ih` (nothing is announced).
+
+        Raises `NetTimeoutError` when the lookup does not end in `timeout` seconds.
+        """
+        ...
+
     def remove(self, ih: bytes, *, delete_files: bool = ...) -> None: ...
 
     def close(self) -> None: ...

@@ -34,6 +34,12 @@ _DHT = 0x400
 _PERFORMANCE = 0x200
 _DHT_OPERATION = 0x40000  # get_peers replies: how downloads find peers without announcing
 
+#: Torrent metadata the spec allows (spec §5.7: 64 MiB), and as many bencode tokens as that
+#: many bytes can hold (at most one per byte): libtorrent's own defaults (30 MiB, 2,500,000
+#: tokens) refuse the metadata of a model of ~143,000 files, below the spec's 200,000.
+MAX_METADATA_SIZE = 64 * 1024 * 1024
+MAX_DECODE_TOKENS = MAX_METADATA_SIZE
+
 #: Bytes per second a node may spend on DHT traffic. libtorrent's default (8000) throttles
 #: a publisher that puts many items, and 0 means no DHT traffic at all (DESIGN.md).
 DHT_UPLOAD_RATE = 512 * 1024
@@ -151,6 +157,8 @@ def settings_for(profile: NetProfile) -> dict[str, int | str | bool]:
         "user_agent": "hubless/0.1",
         "peer_fingerprint": "-HL0100-",
         "enable_ip_notifier": False,
+        "max_metadata_size": MAX_METADATA_SIZE,
+        "metadata_token_limit": MAX_DECODE_TOKENS,
         **_NO_QUEUEING,
     }
     if profile.kind == "local":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -41,19 +42,25 @@ from ..core.errors import (
     UsageError,
 )
 from ..core.keys import PublicKey, SigningKey
-from ..files import atomic_write
+from ..files import atomic_write, make_temp_dir, private_dir, remove_stale
 from .contract import Progress, ProgressCallback, PutReport, Traffic
 from .dht import Dht, network_id
 from .profile import NetProfile, settings_for
 from .resume import ResumeStore
+from .torrents import TORRENT_LIMITS, load_torrent_info
 
 log = logging.getLogger(__name__)
 
 _POLL = 0.1  # seconds between status polls while a caller waits
 _PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 _CLOSE_WAIT = 10.0  # seconds close() waits for resume data
+# A download that received bad pieces ends when no verified byte arrived for this long with
+# no peer left connected (each peer that sent bad data was dropped), or at all (spec §8.4).
+BAD_DATA_NO_PEERS = 15.0
+BAD_DATA_STALL = 60.0
 _FIND_FIRST = 1.0  # seconds between a download's first peer lookups, doubling ...
 _FIND_MAX = 15.0  # ... up to this
+_FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
 
 
 @dataclass
@@ -61,7 +68,9 @@ class _Torrent:
     handle: Any
     on_progress: ProgressCallback | None = None
     metadata: threading.Event = field(default_factory=threading.Event)
+    flushed: threading.Event = field(default_factory=threading.Event)
     error: str = ""
+    hash_failures: int = 0  # pieces that failed their SHA-1 check (bad data from peers)
     announce: bool = True  # a seed: libtorrent announces it; else we look peers up ourselves
     next_find: float = 0.0  # monotonic time of the next get_peers lookup (downloads)
     find_delay: float = _FIND_FIRST
@@ -89,6 +98,10 @@ class Session:
     With `state_dir`, the DHT routing table is saved there on close and loaded on open, and
     resume data is kept in `state_dir/resume` (saved every `resume_interval` seconds and on
     close) so that an interrupted download continues where it stopped.
+
+    `scratch_dir` is where metadata fetches get their private folders (spec §5.7): inside the
+    home (default `state_dir/scratch`), never the system temp folder, which other local users
+    can write. Without either, each fetch makes a private folder with `mkdtemp`.
     """
 
     def __init__(
@@ -97,9 +110,15 @@ class Session:
         state_dir: str | Path | None = None,
         *,
         resume_interval: float = 10.0,
+        scratch_dir: str | Path | None = None,
     ) -> None:
         self.profile = profile
         self._state_dir = Path(state_dir) if state_dir is not None else None
+        if scratch_dir is not None:
+            self._scratch: Path | None = Path(scratch_dir)
+        else:
+            self._scratch = self._state_dir / "scratch" if self._state_dir else None
+        self._deleted: dict[bytes, threading.Event] = {}
         self._resume = ResumeStore(self._state_dir / "resume") if self._state_dir else None
         self._resume_interval = resume_interval
         self._lock = threading.Lock()
@@ -250,13 +269,23 @@ class Session:
             self._resume_answered()
         elif isinstance(a, lt.save_resume_data_failed_alert):
             self._resume_answered()
+        elif isinstance(a, (lt.torrent_deleted_alert, lt.torrent_delete_failed_alert)):
+            ih = bytes(a.info_hashes.v1.to_bytes())
+            with self._lock:
+                done = self._deleted.pop(ih, None)
+            if done is not None:
+                done.set()
         elif isinstance(a, lt.metadata_received_alert):
             self._with_torrent(a, lambda t: t.metadata.set())
+        elif isinstance(a, lt.cache_flushed_alert):
+            self._with_torrent(a, lambda t: t.flushed.set())
+        elif isinstance(a, lt.dht_get_peers_reply_alert):
+            self._on_peers(bytes(a.info_hash.to_bytes()), [(str(h), int(p)) for h, p in a.peers()])
         elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
             message = str(a.message())
             self._with_torrent(a, lambda t: setattr(t, "error", message))
-        elif isinstance(a, lt.dht_get_peers_reply_alert):
-            self._on_peers(bytes(a.info_hash.to_bytes()), [(str(h), int(p)) for h, p in a.peers()])
+        elif isinstance(a, lt.hash_failed_alert):
+            self._with_torrent(a, lambda t: setattr(t, "hash_failures", t.hash_failures + 1))
         elif isinstance(a, lt.torrent_checked_alert):
             ih = _ih_bytes(a.handle) if a.handle.is_valid() else b""
             with self._lock:  # it may have been removed since the check began
@@ -332,9 +361,14 @@ class Session:
             data = self._resume.load(key, Path(save_path))
             if data is not None:
                 try:
-                    atp = lt.read_resume_data(data)
+                    atp = lt.read_resume_data(data, TORRENT_LIMITS)
                 except RuntimeError:
                     log.warning("ignoring unreadable resume data for %s", key.hex())
+                # Resume data of the same torrent kept elsewhere (a seeded snapshot, now a
+                # download into partial/) describes other files, and its flags (seed and
+                # upload mode) would stop the download: start afresh.
+                if atp is not None and Path(atp.save_path) != Path(save_path):
+                    atp = None
         if atp is None:
             atp = lt.parse_magnet_uri(f"magnet:?xt=urn:btih:{key.hex()}")
         if ti is not None:
@@ -354,9 +388,13 @@ class Session:
 
         libtorrent checks the files first unless `trust_files` (we just hashed them).
         `upload_limit` caps this torrent's upload in bytes per second (0: none).
+        A seeded torrent is in upload mode: when a piece fails its check, libtorrent stops
+        serving it but never downloads into `save_path`, so a cache snapshot changes only
+        through the cache's own verified blobs (spec §8.4).
         """
         ti = _torrent_info(torrent_bytes)
         atp = self._params_for(None, ti, save_path)
+        atp.flags |= lt.torrent_flags.upload_mode
         if trust_files:
             atp.flags |= lt.torrent_flags.seed_mode
         ih = self._add(atp, announce=True)
@@ -386,6 +424,7 @@ class Session:
             ti = _torrent_info(source)
             ih = _ih_bytes(ti)
         atp = self._params_for(ih, ti, save_path)
+        atp.flags &= ~(lt.torrent_flags.upload_mode | lt.torrent_flags.seed_mode)
         if file_priorities is not None:
             if ti is None:
                 raise UsageError("file priorities need the .torrent, not only its infohash")
@@ -429,24 +468,49 @@ class Session:
         return int(self._handle(ih).status().total_payload_download)
 
     def wait_finished(self, ih: bytes, timeout: float) -> Progress:
-        """Block until every wanted piece is verified on disk.
+        """Block until every wanted piece is verified and written to its file.
 
+        libtorrent reports a piece as had once its hash passed, which may be before the
+        disk thread wrote it: a file read at once can be missing or short. So a finished
+        torrent's files are then released (`flush_cache`), and this returns only after
+        libtorrent confirms it (`cache_flushed_alert`); callers read only what is on disk.
         Raises `NoPeersError` when no peer was ever connected before the deadline,
-        `NetTimeoutError` when peers were there but the transfer did not finish.
+        `NetTimeoutError` when peers were there but the transfer did not finish, and
+        `IntegrityError` when pieces failed their hash check and then no verified byte
+        arrived for `BAD_DATA_NO_PEERS` seconds with no peer left (every peer that sent
+        data was dropped for bad data) or `BAD_DATA_STALL` seconds in all (spec §8.4).
         """
         handle = self._handle(ih)
         deadline = time.monotonic() + timeout
         had_peers = False
+        last_done, last_change = -1, time.monotonic()
         while True:
             progress = _status_progress(ih, handle.status())
+            now = time.monotonic()
             with self._lock:
-                error = self._torrents[ih].error if ih in self._torrents else ""
+                torrent = self._torrents.get(ih)
+                error = torrent.error if torrent else ""
+                failures = torrent.hash_failures if torrent else 0
             if error:
                 raise StoreError(f"torrent {ih.hex()} failed: {error}")
             if progress.finished:
+                self._flush(ih, handle)
                 return progress
+            if progress.done > last_done:
+                last_done, last_change = progress.done, now
+            stalled = now - last_change
+            if failures and (
+                (progress.peers == 0 and stalled >= BAD_DATA_NO_PEERS) or stalled >= BAD_DATA_STALL
+            ):
+                raise IntegrityError(
+                    f"{failures} pieces failed their hash check and no verified data arrived "
+                    f"for {stalled:.0f} s ({progress.done:,} of {progress.wanted:,} bytes "
+                    "verified): every peer sent bad data, and libtorrent dropped them",
+                    hint="the publisher or another seeder must be online with the right "
+                    "files; try again later",
+                )
             had_peers = had_peers or progress.peers > 0
-            if time.monotonic() >= deadline:
+            if now >= deadline:
                 if not had_peers:
                     raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
                 raise NetTimeoutError(
@@ -454,15 +518,41 @@ class Session:
                 )
             time.sleep(_POLL)
 
+    def _flush(self, ih: bytes, handle: Any) -> None:
+        """Write out and close the torrent's files; wait for libtorrent to confirm it."""
+        with self._lock:
+            torrent = self._torrents.get(ih)
+        if torrent is None:
+            return
+        torrent.flushed.clear()
+        handle.flush_cache()
+        if not torrent.flushed.wait(_FLUSH_WAIT):
+            raise StoreError(f"torrent {ih.hex()}: files not written in {_FLUSH_WAIT:g}s")
+
     def fetch_metadata(self, ih: bytes, timeout: float = 30.0) -> bytes:
-        """The .torrent bytes for infohash `ih`, built from the info dict peers sent."""
+        """The .torrent bytes for infohash `ih`, built from the info dict peers sent.
+
+        The metadata comes from untrusted peers and libtorrent prepares storage for it as
+        soon as it arrives (empty files, BEP-47 links), before any caller could refuse it.
+        So the torrent is added in upload mode (no piece is ever written) with a fresh
+        private folder (0700, unpredictable name) as its save path, inside the home; the
+        torrent is removed with its files and the folder deleted before this returns.
+        Raises `NoPeersError`, `NetTimeoutError`, or `IntegrityError` when the info dict
+        does not hash to `ih`.
+        """
         with self._lock:
             known = ih in self._torrents
+        folder: Path | None = None
         if not known:
+            folder = self._metadata_folder(ih)
             atp = lt.parse_magnet_uri(f"magnet:?xt=urn:btih:{ih.hex()}")
-            atp.save_path = tempfile.gettempdir()
+            atp.save_path = str(folder)
             atp.flags |= lt.torrent_flags.upload_mode  # metadata only: never write pieces
-            self._add(atp, announce=False)
+            try:
+                self._add(atp, announce=False)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         handle = self._handle(ih)
         deadline = time.monotonic() + timeout
         had_peers = False
@@ -477,11 +567,38 @@ class Session:
                     raise NetTimeoutError(f"metadata of {ih.hex()} not received in {timeout:g}s")
             info = bytes(handle.torrent_file().info_section())
         finally:
-            if not known:
-                self.remove(ih)
+            if folder is not None:
+                self._remove_and_wait(ih)
+                shutil.rmtree(folder, ignore_errors=True)
         if hashlib.sha1(info).digest() != ih:
             raise IntegrityError(f"metadata received for {ih.hex()} does not hash to it")
         return b"d4:info" + info + b"e"
+
+    def _metadata_folder(self, ih: bytes) -> Path:
+        """A new private folder for one metadata fetch (see `fetch_metadata`)."""
+        if self._scratch is None:
+            return Path(tempfile.mkdtemp(prefix="hubless-metadata-"))
+        try:
+            private_dir(self._scratch)
+            remove_stale(self._scratch, suffix=".metadata")  # left by a killed process
+            return make_temp_dir(self._scratch, ih.hex()[:16], ".metadata", mode=0o700)
+        except OSError as exc:
+            raise StoreError(f"cannot make a folder in {self._scratch}: {exc.strerror}") from exc
+
+    def _remove_and_wait(self, ih: bytes) -> None:
+        """Remove a torrent with its files and wait until libtorrent's disk thread is done."""
+        done = threading.Event()
+        with self._lock:
+            present = ih in self._torrents
+            if present:
+                self._deleted[ih] = done
+        if not present:
+            return
+        self.remove(ih, delete_files=True)
+        if not done.wait(_CLOSE_WAIT):
+            log.warning("libtorrent did not confirm removing %s in time", ih.hex())
+        with self._lock:
+            self._deleted.pop(ih, None)
 
     def remove(self, ih: bytes, *, delete_files: bool = False) -> None:
         """Stop seeding or downloading a torrent and forget its resume data."""
@@ -546,7 +663,7 @@ class Session:
 
 def _torrent_info(torrent_bytes: bytes) -> Any:
     try:
-        return lt.torrent_info(torrent_bytes)
+        return load_torrent_info(torrent_bytes)
     except (RuntimeError, TypeError) as exc:
         raise IntegrityError(f"not a valid .torrent: {exc}") from exc
 
@@ -557,6 +674,7 @@ def open_session(
     *,
     dht_timeout: float = 30.0,
     min_nodes: int = 2,
+    scratch_dir: str | Path | None = None,
 ) -> Session:
     """A session that has joined its DHT; closed again if joining fails (no session leaks).
 
@@ -564,8 +682,9 @@ def open_session(
     can leave the routing table empty, DESIGN.md) and the call waits until the routing
     table knows `min_nodes` (libtorrent never stores items on a node it uses as a router).
     Raises `NetTimeoutError` when the DHT cannot be joined within `dht_timeout` seconds.
+    `scratch_dir`: see `Session`.
     """
-    session = Session(profile, state_dir)
+    session = Session(profile, state_dir, scratch_dir=scratch_dir)
     try:
         if profile.kind == "local" and profile.bootstrap:
             for host, port in profile.bootstrap:

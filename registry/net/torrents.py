@@ -20,6 +20,7 @@ import libtorrent as lt
 
 from ..core.errors import HostilePathError, StoreError, UsageError
 from .contract import ContentTorrent
+from .profile import MAX_DECODE_TOKENS, MAX_METADATA_SIZE
 
 MIN_PIECE = 256 * 1024
 MAX_PIECE = 16 * 1024 * 1024
@@ -44,9 +45,27 @@ def piece_length_for(total_size: int) -> int:
     return piece
 
 
+#: libtorrent's `load_torrent_limits` for every .torrent or resume file hubless parses.
+TORRENT_LIMITS: Any = {
+    "max_buffer_size": MAX_METADATA_SIZE + 1024 * 1024,  # resume data adds a little
+    "max_decode_tokens": MAX_DECODE_TOKENS,
+    "max_pieces": MAX_METADATA_SIZE // 20,  # every piece hash takes 20 bytes
+}
+
+
+def load_torrent_info(torrent_bytes: bytes) -> Any:
+    """libtorrent's `torrent_info` of `torrent_bytes`, parsed with the spec's limits.
+
+    libtorrent's defaults (3,000,000 bencode tokens, 10 MB) refuse torrents the spec allows
+    (200,000 files, 64 MiB of metadata, spec §5.7); these limits accept all of them.
+    Raises libtorrent's `RuntimeError` for bytes that are no torrent.
+    """
+    return lt.torrent_info(torrent_bytes, TORRENT_LIMITS)
+
+
 def infohash_of(torrent_bytes: bytes) -> bytes:
     """The 20-byte v1 infohash of a .torrent file."""
-    info = lt.torrent_info(torrent_bytes)
+    info = load_torrent_info(torrent_bytes)
     return bytes(info.info_hashes().v1.to_bytes())
 
 
@@ -221,7 +240,7 @@ def torrent_files(torrent_bytes: bytes) -> dict[str, int]:
 
 def _torrent_files(torrent_bytes: bytes) -> list[tuple[str, int]]:
     """(path below the name, size) for every file in torrent order; pad files give ''."""
-    info = lt.torrent_info(torrent_bytes)
+    info = load_torrent_info(torrent_bytes)
     files = info.layout()
     prefix = str(info.name()) + "/"
     out: list[tuple[str, int]] = []

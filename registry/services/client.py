@@ -11,6 +11,7 @@ places above `hubless.net` that name its libtorrent implementation.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -20,15 +21,20 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..core.errors import KeyStoreError
+from ..core.errors import KeyStoreError, UsageError
 from ..core.keys import PublicKey, SigningKey
 from ..core.refs import Reference, check_name, check_version, parse_reference
+from ..files import private_dir
 from ..net.contract import ContentTorrent, Network, Torrents
 from ..store.cache import Cache
+from ..store.home import check_home
 from ..store.keystore import DEFAULT_KEY, KeyStore
 from ..store.state import State
+from . import adopt as adopt_service
+from . import cached as cached_service
 from . import catalogue as catalogue_service
 from . import export as export_service
+from . import folder as folder_service
 from . import follow as follow_service
 from . import poll as poll_service
 from . import publish as publish_service
@@ -37,16 +43,25 @@ from . import resolve as resolve_service
 from . import seed as seed_service
 from .context import Context
 from .daemon import Daemon
-from .events import Listener, ignore
+from .events import Event, Listener, ignore
+from .intervals import REPUBLISH_EVERY
+from .own_records import OwnRecordCheck, leak_error
 from .status import DaemonStatus, home_status
 
 if TYPE_CHECKING:
+    from ..core.manifest import VerifiedManifest
+    from .adopt import Imported
+    from .cached import Listing, Removal
     from .catalogue import Catalogue, SearchHit
     from .follow import Following, FollowResult
     from .poll import NewVersion, PollPolicy
     from .publish import PublishResult
     from .pull import PullResult
     from .resolve import Resolution
+    from .verify import VerifyReport
+
+
+log = logging.getLogger(__name__)
 
 
 def _libtorrent_torrents() -> Torrents:
@@ -95,6 +110,10 @@ class Client:
         """`serve` False: a one-shot process that leaves serving to the home's daemon; what
         it publishes or pulls goes into the seeds table, and nothing is announced."""
         self.config = config or Config.resolve(os.environ)
+        data_dir = self.config.data_dir
+        warnings = check_home(data_dir, data_dir / "keys", self.config.cache_dir)
+        if not data_dir.exists():
+            private_dir(data_dir)
         self.ctx = Context(
             config=self.config,
             state=State(self.config.data_dir / "state.db"),
@@ -107,14 +126,18 @@ class Client:
             _network=network,
         )
         self._prompt = passphrase_prompt
+        for warning in warnings:
+            log.warning("%s", warning)
+            self.ctx.emit(Event("warning", warning))
 
-    def _open_network(self) -> Network:
+    def _open_network(self, join_timeout: float) -> Network:
         from ..net.session import open_session
 
         return open_session(
             self.config.profile(),
             self.config.data_dir / "session",
-            dht_timeout=self.config.dht_timeout,
+            dht_timeout=join_timeout,
+            scratch_dir=self.cache.partial_root,
         )
 
     # --- what the context holds, for programs and tests ---------------------------------------
@@ -174,11 +197,15 @@ class Client:
         description: str | None = None,
         license: str | None = None,
         tags: tuple[str, ...] = (),
+        follow_links: bool = False,
     ) -> PublishResult:
-        """Publish folder `path` as `version` of model `name` (spec §8.3)."""
+        """Publish folder `path` as `version` of model `name` (spec §8.3).
+
+        Links and special files in it are refused unless `follow_links` (§8.3 step 1).
+        """
         check_name(name)  # bad input is reported before any passphrase is asked for
         check_version(version)
-        publish_service.check_folder(Path(path))
+        folder_service.check_folder(Path(path), follow_links=follow_links)
         signing = key if isinstance(key, SigningKey) else self.signing_key(key)
         return publish_service.publish(
             self.ctx,
@@ -189,6 +216,7 @@ class Client:
             description=description,
             license=license,
             tags=tags,
+            follow_links=follow_links,
         )
 
     def resolve(self, ref: str | Reference) -> Resolution:
@@ -199,22 +227,66 @@ class Client:
         """The latest revision with its full verified history (`.latest.manifest.history`)."""
         return self.resolve(_ref(ref).at(None))
 
+    def held_manifests(self, resolution: Resolution) -> dict[int, VerifiedManifest]:
+        """Earlier revisions' manifests this home holds (by seq), verified; no network."""
+        return resolve_service.held_manifests(self.ctx, resolution)
+
     def pull(
         self,
         ref: str | Reference,
         to: str | Path | None = None,
-        include: tuple[str, ...] = (),
+        include: str | Sequence[str] | None = None,
         *,
+        exclude: str | Sequence[str] | None = None,
+        version: str | None = None,
+        offline: bool = False,
         allow_yanked: bool = False,
+        hf_cache: bool | None = None,
+        progress: Listener | None = None,
     ) -> PullResult:
-        """Download a version (only files not cached), verify it, return where it is."""
-        return pull_service.pull(
-            self.ctx,
-            _ref(ref),
-            to=Path(to) if to is not None else None,
-            include=include,
-            allow_yanked=allow_yanked,
-        )
+        """Download a version (only files not cached), verify it, return where it is.
+
+        `include`/`exclude`: a glob or a list of globs on file paths (as `snapshot_download`'s
+        `allow_patterns`/`ignore_patterns`); `version`: a version label, as `@VERSION` in
+        the reference (`UsageError` when both name different versions); `offline`: only
+        what is cached (like `local_files_only`; `OfflineError` otherwise). `hf_cache` also
+        links it into the Hugging Face cache (default: the configuration's `hf_cache`,
+        HUBLESS_HF_CACHE), so `from_pretrained("KEY/NAME")` finds it offline. `progress`
+        receives this call's `Event`s (steps, and download and verify progress in bytes).
+        """
+        with self.ctx.listening(progress):
+            return pull_service.pull(
+                self.ctx,
+                _ref(ref, version),
+                to=Path(to) if to is not None else None,
+                include=include,
+                exclude=exclude,
+                allow_yanked=allow_yanked,
+                offline=offline,
+                hf_cache=hf_cache,
+            )
+
+    def verify_remote(
+        self, folder: str | Path, ref: str | Reference
+    ) -> tuple[VerifyReport, Resolution]:
+        """Check a folder another client downloaded against `ref`'s signed manifest."""
+        return adopt_service.verify_remote(self.ctx, Path(folder), _ref(ref))
+
+    def import_folder(self, folder: str | Path, ref: str | Reference) -> Imported:
+        """Adopt a verified folder into the cache as `ref`'s version, to be seeded."""
+        return adopt_service.import_folder(self.ctx, Path(folder), _ref(ref))
+
+    def list_cache(self) -> Listing:
+        """Models and versions in the cache, sizes counting shared files once (no network)."""
+        return cached_service.list_cache(self.ctx)
+
+    def remove(self, ref: str | Reference) -> Removal:
+        """Remove `KEY/NAME[@VERSION]` from the cache and free what nothing else uses."""
+        return cached_service.remove(self.ctx, _ref(ref))
+
+    def prune(self, *, dry_run: bool = False) -> Removal:
+        """Free unused blobs, abandoned downloads and leftovers (`dry_run`: only list them)."""
+        return cached_service.prune(self.ctx, dry_run=dry_run)
 
     def export_torrent(self, ref: str | Reference, path: str | Path) -> dict[str, Any]:
         """Write `ref`'s verified content .torrent to `path` for another BitTorrent client."""
@@ -228,12 +300,24 @@ class Client:
         """`host:port` of the DHT nodes another client should join to find this network."""
         return export_service.dht_nodes(self.ctx)
 
+    def republish(self, key: SigningKey) -> list[OwnRecordCheck]:
+        """Check and put again, once, the records of every model `key` published here.
+
+        Raises `KeyLeakError` when the DHT holds a record under `key` that this machine did
+        not sign (spec §8.5); such records are never overwritten.
+        """
+        _, checks = seed_service.republish_once(self.ctx, key)
+        error = leak_error(checks)
+        if error is not None:
+            raise error
+        return checks
+
     def seed(
         self,
         stop: threading.Event | None = None,
         *,
         key: SigningKey | None = None,
-        republish_interval: float = seed_service.REPUBLISH_EVERY,
+        republish_interval: float = REPUBLISH_EVERY,
     ) -> None:
         """Run this home's daemon until `stop` is set (forever by default): serve everything
         this home holds and keep its records alive (`hubless.Daemon`; spec §8.5)."""
@@ -282,5 +366,11 @@ def _target(target: str | Reference | PublicKey) -> Reference | PublicKey:
     return follow_service.parse_target(target) if isinstance(target, str) else target
 
 
-def _ref(ref: str | Reference) -> Reference:
-    return ref if isinstance(ref, Reference) else parse_reference(ref)
+def _ref(ref: str | Reference, version: str | None = None) -> Reference:
+    parsed = ref if isinstance(ref, Reference) else parse_reference(ref)
+    if version is None:
+        return parsed
+    check_version(version)
+    if parsed.version is not None and parsed.version != version:
+        raise UsageError(f"{ref} names version {parsed.version}, and version= names {version}")
+    return parsed.at(version)

@@ -3,16 +3,19 @@
 `Context` is the toolbox; `hubless.services.client.Client` is the public facade that builds
 one and calls the use cases with it. Use cases import this module, never the facade, so
 there is no import circle. The network is started on first use through a factory, so
-commands that need no network never load libtorrent.
+commands that need no network never load libtorrent. With `config.offline` the network is
+never started (`OfflineError`), and nothing that merely records a seed starts it either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..config import Config
+from ..core.errors import OfflineError
 from ..net.contract import Network, Torrents
 from ..store.cache import Cache
 from ..store.keystore import KeyStore
@@ -29,7 +32,7 @@ class Context:
     cache: Cache
     keys: KeyStore
     torrents: Torrents
-    network_factory: Callable[[], Network]
+    network_factory: Callable[[float], Network]  # joins the DHT within that many seconds
     on_event: Listener = ignore
     # False in one-shot processes: torrents go into the seeds table for the home's daemon,
     # and this process neither serves nor announces them (it exits soon; spec §8.5).
@@ -37,13 +40,25 @@ class Context:
     _network: Network | None = field(default=None, repr=False)
     _seeding: set[bytes] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _seed_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
     def network(self) -> Network:
-        """The network session, started (and joined to its DHT) on first use."""
+        """The network session, started (and joined to its DHT) on first use.
+
+        Raises `OfflineError` in offline mode, and `NetTimeoutError` when the DHT cannot be
+        joined within the configured lookup timeout.
+        """
+        return self.network_within(self.config.dht_timeout)
+
+    def network_within(self, timeout: float) -> Network:
+        """The network session, joining the DHT within `timeout` seconds if not started yet."""
+        if self.config.offline:
+            raise OfflineError("this needs the network, and hubless runs offline")
         with self._lock:
             if self._network is None:
-                self._network = self.network_factory()
+                self._network = self.network_factory(timeout)
             return self._network
 
     @property
@@ -56,25 +71,59 @@ class Context:
         return frozenset(self._seeding)
 
     def emit(self, event: Event) -> None:
-        self.on_event(event)
+        """Report `event` to the context's listener and to the calling thread's own."""
+        self.emitter()(event)
 
-    def seed_torrent(self, entry: SeedEntry, *, remember: bool = True) -> None:
-        """Serve a torrent now (when this process serves) and, unless told otherwise, from
-        the home's daemon: the seeds table is what it serves."""
+    def emitter(self) -> Listener:
+        """`emit` bound to the calling thread's listener, for callbacks run on other threads
+        (libtorrent's progress arrives on its alert thread)."""
+        extra: Listener | None = getattr(self._local, "listener", None)
+        on_event = self.on_event
+
+        def emit(event: Event) -> None:
+            on_event(event)
+            if extra is not None:
+                extra(event)
+
+        return emit
+
+    @contextlib.contextmanager
+    def listening(self, listener: Listener | None) -> Iterator[None]:
+        """Send this thread's events to `listener` too, for the `with` block (one call's
+        progress callback; other threads' calls keep theirs)."""
+        previous = getattr(self._local, "listener", None)
+        self._local.listener = listener
+        try:
+            yield
+        finally:
+            self._local.listener = previous
+
+    def seed_torrent(self, entry: SeedEntry, *, remember: bool = True, start: bool = False) -> None:
+        """Put a torrent in the seeds table, which the home's daemon serves (unless told not
+        to remember it), and serve it now when this process serves (`serve`) and its network
+        runs already (or `start`: start it for this). Offline, nothing is started."""
         if remember:
             self.state.add_seed(entry)
-        if not self.serve or entry.infohash in self._seeding:
+        if not self.serve or self.config.offline or not (start or self.network_started):
             return
-        self.network.seed(
-            entry.torrent, entry.save_path, trust_files=True, upload_limit=self.config.upload_limit
-        )
-        self._seeding.add(entry.infohash)
+        network = self.network
+        with self._seed_lock:  # threads finishing one pull together seed it once
+            if entry.infohash in self._seeding:
+                return
+            network.seed(
+                entry.torrent,
+                entry.save_path,
+                trust_files=True,
+                upload_limit=self.config.upload_limit,
+            )
+            self._seeding.add(entry.infohash)
 
     def stop_seeding(self, infohash: bytes) -> None:
         """Stop serving a torrent in this process (the seeds table keeps it for later)."""
-        if infohash in self._seeding:
-            self.network.remove(infohash)
-            self._seeding.discard(infohash)
+        with self._seed_lock:
+            if infohash in self._seeding:
+                self.network.remove(infohash)
+                self._seeding.discard(infohash)
 
     def close(self) -> None:
         """Stop the network (if started) and close the state database."""

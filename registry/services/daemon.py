@@ -32,6 +32,7 @@ from ..store.state import SeedEntry, State
 from . import keepalive, seed
 from .context import Context
 from .events import Event, Listener
+from .intervals import RECORD_LIFETIME, REPUBLISH_EVERY
 from .mirror import MirrorOptions, mirror_round
 from .poll import next_poll_due
 from .status import DaemonStatus, home_status
@@ -40,9 +41,6 @@ __all__ = ["RECORD_LIFETIME", "REPUBLISH_EVERY", "Daemon", "DaemonStatus", "home
 
 log = logging.getLogger(__name__)
 
-REPUBLISH_EVERY = seed.REPUBLISH_EVERY
-#: BEP-44 nodes drop items after about two hours: re-putting less often keeps nothing alive.
-RECORD_LIFETIME = 2 * 3600.0
 _FULL_SYNC_EVERY = 30.0  # seconds: re-read the seeds table even without a change signal
 _FIRST_CHECK_SPREAD = 0.1  # first checks spread over this fraction of the interval ...
 _FIRST_CHECK_MAX = 60.0  # ... and at most this many seconds
@@ -128,7 +126,7 @@ class Daemon:
             cache=shared.cache,
             keys=shared.keys,
             torrents=shared.torrents,
-            network_factory=lambda: shared.network,
+            network_factory=lambda timeout: shared.network,
             on_event=self._on_event,
             serve=True,
         )
@@ -264,13 +262,20 @@ class Daemon:
         for ih, entry in entries.items():
             if ih in self._serving:
                 continue
+            if seed.unrecorded_manifest(self.ctx, entry):
+                self.ctx.state.remove_seed(ih)
+                self._emit(
+                    f"not serving {_what(entry)}: it was signed but never recorded (a publish "
+                    "was interrupted); dropped"
+                )
+                continue
             if not entry.save_path.exists():
                 if ih not in self._missing:
                     self._missing.add(ih)
                     self._emit(f"not serving {_what(entry)}: {entry.save_path} is gone")
                 continue
             try:
-                self.ctx.seed_torrent(entry, remember=False)
+                self.ctx.seed_torrent(entry, remember=False, start=True)
             except HublessError as exc:
                 self._emit(f"cannot serve {_what(entry)}: {exc.message}")
                 continue

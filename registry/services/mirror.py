@@ -4,6 +4,9 @@ A mirror is a daemon with follows, not a second kind of program. Each round poll
 due (`hubless.services.poll`), downloads each new revision (only files not already in the
 cache), verifies and seeds it, runs the user's hook, and only then marks it held: a crash or
 a full disk in between hands the same revision out again at the next round, never skips it.
+`keep` removes the snapshots of older revisions beyond the newest N, which then stop being
+seeded; their manifests stay cached and seeded (they are small and let anyone walk the
+history).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import HublessError
+from ..core.refs import Reference
+from .cached import model_versions, remove
 from .context import Context
 from .events import Event
 from .poll import DEFAULT_POLICY, NewVersion, PollPolicy, deliver, fetch_version, poll_follows
@@ -51,11 +56,13 @@ NewVersionListener = Callable[[Delivered], None]
 @dataclass(frozen=True)
 class MirrorOptions:
     """`policy`: poll interval and back-off; `exec_cmd`: a shell command run once per new
-    version (its failure is logged, never fatal); `on_new_version`: called in the daemon's
-    worker thread for each new version."""
+    version (its failure is logged, never fatal); `keep`: complete versions kept per model
+    (None: all); `on_new_version`: called in the daemon's worker thread for each new
+    version."""
 
     policy: PollPolicy = DEFAULT_POLICY
     exec_cmd: str | None = None
+    keep: int | None = None
     on_new_version: NewVersionListener | None = None
 
 
@@ -95,6 +102,8 @@ def mirror_round(ctx: Context, options: MirrorOptions, now: float | None = None)
                 ctx.emit(Event("mirror", f"new-version callback failed: {exc!r}"))
         deliver(ctx, new)
         delivered += 1
+        if options.keep is not None:
+            keep_newest(ctx, new, options.keep)
     return delivered
 
 
@@ -114,3 +123,30 @@ def run_hook(ctx: Context, command: str, done: Delivered) -> int | None:
     if result.returncode != 0:
         ctx.emit(Event("mirror", f"hook for {done.version.reference} exited {result.returncode}"))
     return result.returncode
+
+
+def keep_newest(ctx: Context, new: NewVersion, keep: int) -> tuple[int, ...]:
+    """Remove this model's complete snapshots older than the newest `keep`; their seqs.
+
+    Blobs that no remaining snapshot uses are freed (`hubless.services.cached.remove`); a
+    removal that must wait (a pull of the model runs) is tried again after the next version.
+    """
+    m = new.manifest.manifest
+    ref = Reference(m.publisher, m.name)
+    held = sorted({v.manifest.seq for v in model_versions(ctx, ref) if not v.partial})
+    old = frozenset(held[: max(0, len(held) - max(1, keep))])
+    if not old:
+        return ()
+    try:
+        removal = remove(ctx, ref, seqs=old)
+    except HublessError as exc:
+        ctx.emit(Event("mirror", f"could not remove old versions of {m.name}: {exc.message}"))
+        return ()
+    ctx.emit(
+        Event(
+            "mirror",
+            f"keeping the newest {keep} of {m.name}: removed seq "
+            f"{', '.join(map(str, sorted(old)))}, freed {removal.freed:,} bytes",
+        )
+    )
+    return tuple(sorted(old))

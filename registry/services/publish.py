@@ -8,19 +8,21 @@ publisher index. Publishing an unchanged folder again makes no new version.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import (
-    HostilePathError,
+    EquivocationError,
     HublessError,
+    IntegrityError,
+    KeyLeakError,
     NetworkError,
     NotFoundError,
     OversizedError,
     RollbackError,
+    StoreError,
     UsageError,
 )
 from ..core.history import next_history
@@ -34,18 +36,19 @@ from ..core.manifest import (
     sign_manifest,
     verify_manifest,
 )
-from ..core.paths import check_paths
 from ..core.record import Record, encode_record
 from ..core.refs import Reference, check_name, check_version
 from ..core.trust import choose_record
 from ..net.contract import ContentTorrent
+from ..store.locks import GC
 from ..store.state import KnownModel, SeedEntry
 from .context import Context
 from .events import Event
+from .folder import list_files
 from .keepalive import keep_own_put
 from .resolve import resolve
 
-SKIPPED_DIRS = frozenset({".git", ".hubless", ".cache", "__pycache__"})
+INDEX_LIST_NAME = "hubless-index"  # the seeds-table name of publisher index list torrents
 
 
 @dataclass(frozen=True)
@@ -84,33 +87,6 @@ class PublishResult:
         }
 
 
-def check_folder(folder: Path) -> None:
-    """Refuse, before any passphrase or network, a path that is not a folder to publish."""
-    if not folder.is_dir():
-        raise UsageError(f"{folder} is not a folder")
-
-
-def list_files(folder: Path) -> list[str]:
-    """Relative POSIX paths of the regular files under `folder`, checked like a manifest's."""
-    if not folder.is_dir():
-        raise UsageError(f"{folder} is not a folder")
-    found: list[str] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        for name in files:
-            path = Path(root, name)
-            if path.is_file():
-                found.append(path.relative_to(folder).as_posix())
-    if not found:
-        raise UsageError(f"{folder} holds no files to publish")
-    found.sort()
-    try:
-        check_paths(found)
-    except HostilePathError as exc:
-        raise UsageError(f"cannot publish {folder}: {exc.message}") from exc
-    return found
-
-
 def publish(
     ctx: Context,
     folder: Path,
@@ -121,8 +97,12 @@ def publish(
     description: str | None = None,
     license: str | None = None,
     tags: tuple[str, ...] = (),
+    follow_links: bool = False,
 ) -> PublishResult:
     """Publish `folder` as version `version` of model `name` under `key` (spec §8.3).
+
+    Links and special files in the folder are refused (`UsageError`) unless `follow_links`
+    (see `hubless.services.folder`).
 
     An unchanged folder under the latest label publishes nothing; under a new label it
     publishes a new revision with the same files (§8.3 step 4). Raises `UsageError` for a
@@ -131,7 +111,7 @@ def publish(
     check_name(name)
     check_version(version)
     ref = Reference(key.public, name)
-    relpaths = list_files(folder)
+    relpaths = list_files(folder, follow_links=follow_links)
     previous = _previous(ctx, ref)
 
     total = sum((folder / p).stat().st_size for p in relpaths)
@@ -176,40 +156,23 @@ def publish(
         license=license,
         tags=tuple(sorted(set(tags))),
     )
+    _copy_in(ctx, folder, files)  # every local failure comes before anything is signed
     ctx.emit(Event("sign", f"signing manifest seq {manifest.seq} ({version})"))
     signed = sign_manifest(manifest, key)
     digest = manifest_hash(signed)
-    manifest_file = ctx.cache.save_manifest(digest, signed)
-    manifest_torrent, manifest_ih = ctx.torrents.blob_torrent(manifest_file.name, signed)
-
-    # Serve right away from the folder just hashed; the cache copy comes after the put.
-    seeds = ctx.cache.seed_dir(content.infohash_v1, name, folder)
-    m_seed = SeedEntry(
-        manifest_ih,
-        "manifest",
-        key.public,
-        name,
-        manifest.seq,
-        manifest_torrent,
-        manifest_file.parent,
+    manifest_torrent, manifest_ih = ctx.torrents.blob_torrent(
+        ctx.cache.manifest_path(digest).name, signed
     )
-    c_seed = SeedEntry(
-        content.infohash_v1, "content", key.public, name, manifest.seq, content.torrent_bytes, seeds
-    )
-    ctx.seed_torrent(m_seed)
-    ctx.seed_torrent(c_seed, remember=False)
-    # Remember before the put: a crash after the put must never reuse this seq (spec §8.2).
+    # Remember before anything signed is stored, served or put (spec §8.2, §8.3): a crash
+    # from here on never lets this machine sign another manifest with this seq.
     ctx.state.remember(
         KnownModel(key.public, name, manifest.seq, version, digest, manifest_ih, signed)
     )
+    _serve(ctx, manifest, signed, digest, manifest_torrent, manifest_ih, content.torrent_bytes)
 
     record = Record(manifest.seq, version, manifest_ih, digest, now)
-    ctx.emit(Event("put", f"putting the record for {name} into the DHT"))
     nodes = _put_record(ctx, key, ref, record)
-    ctx.emit(Event("stored", f"the record for {name} is stored on {nodes} DHT nodes"))
-    put_index(ctx, key, name)
-
-    _keep(ctx, folder, c_seed, files, signed)
+    _put_index_or_warn(ctx, key, name)
     ctx.emit(
         Event("done", f"published {ref.at(version)} (seq {manifest.seq}) to {nodes} DHT nodes")
     )
@@ -234,8 +197,15 @@ class _Previous:
 def _previous(ctx: Context, ref: Reference) -> _Previous | None:
     """The newest verified revision of this model, from the DHT if it knows a newer one."""
     try:
-        resolution = resolve(ctx, ref)
+        # The full lookup timeout: building on a stale revision risks publishing a seq twice.
+        resolution = resolve(ctx, ref, patience=ctx.config.dht_timeout)
         return _Previous(resolution.latest, resolution.latest_infohash, not resolution.stale)
+    except EquivocationError as exc:
+        # Another manifest for a seq this machine signed, under our own key (spec §8.5).
+        raise KeyLeakError(
+            f"the DHT holds a record of {ref.name} under this key that this machine did not "
+            f"sign ({exc.message}); nothing was published"
+        ) from exc
     except (NotFoundError, RollbackError):
         # RollbackError: the DHT holds an older record than this machine signed (the put
         # failed, or nodes forgot it). Our own remembered revision is the truth (spec §8.2).
@@ -253,47 +223,121 @@ def _unchanged(
     previous: _Previous,
     content: ContentTorrent,
 ) -> PublishResult:
-    """The folder is the latest revision already: make sure the DHT and the cache have it."""
+    """The folder is the latest revision already: make sure the cache and the DHT have it.
+
+    This is also how an interrupted publish completes (spec §8.3): the revision was signed
+    and remembered, and the cache copy or the put did not happen.
+    """
     m = previous.manifest.manifest
     ref = Reference(key.public, m.name)
     nodes = 0
+    if not ctx.cache.snapshot_dir(key.public, m.name, m.seq).is_dir():
+        _copy_in(ctx, folder, m.files)
+        verified = previous.manifest
+        torrent, ih = ctx.torrents.blob_torrent(
+            ctx.cache.manifest_path(verified.hash).name, verified.data
+        )
+        if ih == previous.infohash:
+            _serve(ctx, m, verified.data, verified.hash, torrent, ih, content.torrent_bytes)
     if not previous.in_dht:  # an earlier put failed or was forgotten: put the same record
         record = record_for(previous.manifest, previous.infohash)
         ctx.emit(Event("put", f"putting the record for {m.name} into the DHT again"))
         nodes = _put_record(ctx, key, ref, record)
-        put_index(ctx, key, m.name)
-    if not ctx.cache.snapshot_dir(key.public, m.name, m.seq).is_dir():
-        seeds = ctx.cache.seed_dir(content.infohash_v1, m.name, folder)
-        c_seed = SeedEntry(
-            content.infohash_v1, "content", key.public, m.name, m.seq, content.torrent_bytes, seeds
-        )
-        _keep(ctx, folder, c_seed, m.files, previous.manifest.data)
+        _put_index_or_warn(ctx, key, m.name)
     ctx.emit(Event("done", f"unchanged since {m.version}: no new version"))
     return _result(ref, m, previous.infohash, previous.manifest.hash, nodes, True)
 
 
-def _keep(
-    ctx: Context, folder: Path, c_seed: SeedEntry, files: tuple[FileEntry, ...], signed: bytes
-) -> None:
-    """Copy the published files into the cache and serve them from there from now on.
+def _copy_in(ctx: Context, folder: Path, files: tuple[FileEntry, ...]) -> None:
+    """Copy the files to publish into the cache, hashing each copy against `files`.
 
     Copies, not links: the author may edit the folder in place later (see Cache.add_blob).
+    Raises `StoreError` when the cache lacks the space (checked first, naming the bytes
+    needed and free) or a write fails, `IntegrityError` when a file changed since hashing.
     """
-    ctx.emit(Event("cache", f"keeping a copy of {len(files)} files in the cache"))
-    for entry in files:
-        ctx.cache.add_blob(folder / entry.path, entry)
-    snapshot = ctx.cache.snapshot(c_seed.publisher, c_seed.name, c_seed.seq, files, signed)
-    ctx.cache.seed_dir(c_seed.infohash, c_seed.name, snapshot)  # same bytes, now ours
-    ctx.state.add_seed(c_seed)
+    needed = [f for f in files if not ctx.cache.has_blob(f)]
+    ctx.cache.check_space(sum(f.size for f in needed), what="keeping a copy of the files")
+    ctx.emit(Event("cache", f"keeping a copy of {len(needed)} files in the cache"))
+    wait = ctx.config.transfer_timeout
+    with ctx.cache.locks.hold(GC, shared=True, timeout=wait, what="the cache (a prune runs)"):
+        for entry in needed:
+            try:
+                ctx.cache.add_blob(folder / entry.path, entry)
+            except IntegrityError as exc:
+                exc.hint = (
+                    "a file changed while it was published; nothing was signed: publish again"
+                )
+                raise
+
+
+def _serve(
+    ctx: Context,
+    m: Manifest,
+    signed: bytes,
+    digest: bytes,
+    manifest_torrent: bytes,
+    manifest_ih: bytes,
+    content_torrent: bytes,
+) -> None:
+    """Keep the signed manifest and the snapshot, and serve both torrents from the cache."""
+    try:
+        manifest_file = ctx.cache.save_manifest(digest, signed)
+    except OSError as exc:
+        raise StoreError(f"cannot keep the signed manifest: {exc.strerror or exc}") from exc
+    wait = ctx.config.transfer_timeout
+    with ctx.cache.locks.hold(GC, shared=True, timeout=wait, what="the cache (a prune runs)"):
+        snapshot = ctx.cache.snapshot(m.publisher, m.name, m.seq, m.files, signed)
+    seeds = ctx.cache.seed_dir(m.content_infohash, m.name, snapshot)
+    ctx.seed_torrent(
+        SeedEntry(
+            manifest_ih,
+            "manifest",
+            m.publisher,
+            m.name,
+            m.seq,
+            manifest_torrent,
+            manifest_file.parent,
+        ),
+        start=True,
+    )
+    ctx.seed_torrent(
+        SeedEntry(
+            m.content_infohash, "content", m.publisher, m.name, m.seq, content_torrent, seeds
+        ),
+        start=True,
+    )
+
+
+def _put_index_or_warn(ctx: Context, key: SigningKey, name: str) -> None:
+    """Put the index after a record: the record is out, so a failure here only warns."""
+    try:
+        put_index(ctx, key, name)
+    except NetworkError as exc:
+        ctx.emit(
+            Event(
+                "index",
+                f"warning: the publisher index was not updated ({exc.message}); "
+                "`hubless seed --key NAME` or the next publish puts it",
+            )
+        )
 
 
 def _put_record(ctx: Context, key: SigningKey, ref: Reference, record: Record) -> int:
     """Put our record and keep the signed item (§8.5); when no node stored it, say whether
-    a concurrent publish won."""
+    a concurrent publish won.
+
+    The revision is signed, remembered and served already: a failed put leaves a state the
+    next publish of the same folder and label (or `seed --key`) completes (spec §8.3).
+    """
+    ctx.emit(Event("put", f"putting the record for {ref.name} into the DHT"))
     payload = encode_record(record)
     try:
         nodes = ctx.network.dht_put(key, ref.salt, payload, ctx.config.dht_timeout)
     except NetworkError as failed:
+        failed.hint = (
+            f"seq {record.seq} ({record.version}) is signed and kept here; run the same "
+            "publish again (same folder and label) or `hubless seed --key NAME` to put it"
+        )
         try:
             items = ctx.network.dht_get(ref.publisher, ref.salt, ctx.config.dht_timeout)
             theirs = choose_record(items, ref.publisher, ref.name, now=int(time.time()))
@@ -312,6 +356,7 @@ def _put_record(ctx: Context, key: SigningKey, ref: Reference, record: Record) -
             ) from failed
         raise
     keep_own_put(ctx, ref.publisher, ref.salt, payload, record.seq)
+    ctx.emit(Event("stored", f"the record for {ref.name} is stored on {nodes} DHT nodes"))
     return nodes
 
 
@@ -328,7 +373,8 @@ def put_index(ctx: Context, key: SigningKey, name: str | None = None) -> int:
         path = ctx.cache.save_index_list(digest, data)
         torrent, ih = ctx.torrents.blob_torrent(path.name, data)
         ctx.seed_torrent(
-            SeedEntry(ih, "manifest", key.public, "hubless-index", seq, torrent, path.parent)
+            SeedEntry(ih, "manifest", key.public, INDEX_LIST_NAME, seq, torrent, path.parent),
+            start=True,
         )
         index = IndexRecord(seq, now, list_infohash=ih, list_hash=digest)
     ctx.emit(Event("index", f"updating the publisher index ({len(names)} models)"))

@@ -4,28 +4,46 @@ Only files whose SHA-256 is not in the cache are downloaded; every downloaded fi
 hashed against the manifest before it enters the cache; the snapshot folder appears by one
 rename once complete. Downloads run in `cache/partial/<infohash>` so that a killed pull
 continues where it stopped.
+
+Pulls share the cache safely (spec §8.4): a content torrent is downloaded by one process or
+thread at a time (a file lock per infohash); the others wait, then find its files in the
+cache and download nothing. Every pull holds its model's lock shared (and the cache's `gc`
+lock shared), so `hubless rm` and `prune` never delete what a running pull uses. A version
+named exactly whose files are all cached is returned without the network.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import UsageError
+from ..core.errors import IntegrityError, NoPeersError, OfflineError, UsageError
 from ..core.manifest import FileEntry, Manifest, VerifiedManifest
 from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
 from ..net.contract import Progress
 from ..store.cache import materialise
+from ..store.locks import GC
 from ..store.state import SeedEntry
 from .context import Context
 from .events import Event
-from .resolve import Resolution, resolve
+from .hfview import add_to_hf_cache
+from .resolve import Resolution, resolve, resolve_cached
+
+GC_LOCK = GC
+
+
+def model_lock(manifest_or_ref: Manifest | Reference) -> str:
+    """The lock a pull holds shared and `rm` exclusive for one model."""
+    return f"model-{manifest_or_ref.publisher.text}-{manifest_or_ref.name}"
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,8 @@ class PullResult:
     reused_files: int
     downloaded_bytes: int
     fetched_size: int
+    repaired: tuple[str, ...] = ()
+    hf_cache: Path | None = None  # the Hugging Face cache's repo folder, when linked there
 
     def __repr__(self) -> str:
         m = self.resolution.target.manifest
@@ -55,19 +75,55 @@ class PullResult:
             "reused_files": self.reused_files,
             "downloaded_bytes": self.downloaded_bytes,
             "fetched_size": self.fetched_size,
+            "repaired_files": list(self.repaired),
+            "hf_cache": str(self.hf_cache) if self.hf_cache is not None else None,
         }
 
 
-def select(manifest: Manifest, include: tuple[str, ...]) -> tuple[FileEntry, ...]:
+Patterns = str | Sequence[str] | None
+
+
+def patterns(value: Patterns, what: str) -> tuple[str, ...]:
+    """Glob patterns from one string or a list of them (a string is one pattern, never its
+    characters one by one); `UsageError` for anything else."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise UsageError(f"{what} must be a glob pattern or a list of them, not {value!r}")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which files of a version to pull: those matching any `include` glob (all when none),
+    minus those matching any `exclude` glob. Globs match the whole path (`fnmatch`)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, include: Patterns = None, exclude: Patterns = None) -> Selection:
+        return cls(patterns(include, "include"), patterns(exclude, "exclude"))
+
+    def files(self, manifest: Manifest) -> tuple[FileEntry, ...]:
+        """The chosen files; `UsageError` when a selection leaves none."""
+        chosen = tuple(
+            f
+            for f in manifest.files
+            if (not self.include or any(fnmatch.fnmatchcase(f.path, g) for g in self.include))
+            and not any(fnmatch.fnmatchcase(f.path, g) for g in self.exclude)
+        )
+        if not chosen:
+            asked = ", ".join([*self.include, *(f"not {g}" for g in self.exclude)])
+            raise UsageError(f"no file of {manifest.name} matches {asked}")
+        return chosen
+
+
+def select(manifest: Manifest, include: Patterns = None) -> tuple[FileEntry, ...]:
     """The manifest's files matching any of the `include` globs (all files when none)."""
-    if not include:
-        return manifest.files
-    chosen = tuple(
-        f for f in manifest.files if any(fnmatch.fnmatchcase(f.path, g) for g in include)
-    )
-    if not chosen:
-        raise UsageError(f"no file of {manifest.name} matches {', '.join(include)}")
-    return chosen
+    return Selection.of(include).files(manifest)
 
 
 def pull(
@@ -75,17 +131,54 @@ def pull(
     ref: Reference,
     *,
     to: Path | None = None,
-    include: tuple[str, ...] = (),
+    include: Patterns = None,
+    exclude: Patterns = None,
     allow_yanked: bool = False,
+    offline: bool = False,
+    hf_cache: bool | None = None,
 ) -> PullResult:
     """Resolve `ref`, fetch the files not cached, verify each, return the folder (§8.4).
 
+    `hf_cache` (default: `config.hf_cache`) also links the version into the Hugging Face
+    cache (`hubless.store.hfcache`).
+
     Everything local (`to`) is checked before any network work. Raises `UsageError` for a
-    `to` that exists and is not an empty folder, or a yanked latest version.
+    `to` that exists and is not an empty folder, or a yanked latest version; `OfflineError`
+    when `offline` (or `config.offline`) and something is not in the cache;
+    `NetTimeoutError` when another pull of the same files did not finish in time.
     """
+    selection = Selection.of(include, exclude)
     if to is not None:
         check_target(to)
-    resolution = resolve(ctx, ref)
+    locks = ctx.cache.locks
+    wait = ctx.config.transfer_timeout
+    with (
+        locks.hold(GC_LOCK, shared=True, timeout=wait, what="the cache (a prune or rm runs)"),
+        locks.hold(model_lock(ref), shared=True, timeout=wait, what=f"{ref.name} (rm runs)"),
+    ):
+        result = _pull(ctx, ref, to, selection, allow_yanked, offline)
+        if ctx.config.hf_cache if hf_cache is None else hf_cache:
+            files = selection.files(result.resolution.target.manifest)
+            view = add_to_hf_cache(ctx, result.resolution.target, files)
+            result = replace(result, hf_cache=view)
+        return result
+
+
+def _pull(
+    ctx: Context,
+    ref: Reference,
+    to: Path | None,
+    selection: Selection,
+    allow_yanked: bool,
+    offline: bool,
+) -> PullResult:
+    resolution = resolve_cached(ctx, ref) if not offline else None
+    if resolution is not None and any(
+        not ctx.cache.has_blob(f) for f in selection.files(resolution.target.manifest)
+    ):
+        resolution = None  # not all in the cache: ask the network, the version may be yanked
+    if resolution is None:
+        resolution = resolve(ctx, ref, offline=offline)
     if resolution.yanked is not None and ref.version is None and not allow_yanked:
         raise UsageError(
             f"the latest version of {ref.name} ({resolution.target.manifest.version}) is yanked: "
@@ -94,7 +187,14 @@ def pull(
         )
     if resolution.yanked is not None:
         ctx.emit(Event("resolve", f"warning: this version is yanked: {resolution.yanked}"))
-    fetched = fetch_release(ctx, resolution.target, include=include, to=to)
+    fetched = fetch_release(
+        ctx,
+        resolution.target,
+        include=selection.include,
+        exclude=selection.exclude,
+        to=to,
+        offline=offline,
+    )
     return PullResult(
         fetched.path,
         resolution,
@@ -103,6 +203,7 @@ def pull(
         len(fetched.files) - len(fetched.needed),
         fetched.downloaded_bytes,
         sum(f.size for f in fetched.needed),
+        fetched.repaired,
     )
 
 
@@ -114,31 +215,67 @@ class Fetched:
     files: tuple[FileEntry, ...]
     needed: tuple[FileEntry, ...]
     downloaded_bytes: int
+    repaired: tuple[str, ...] = ()  # cached files found altered and rebuilt (spec §8.4)
 
 
 def fetch_release(
     ctx: Context,
     target: VerifiedManifest,
     *,
-    include: tuple[str, ...] = (),
+    include: Patterns = None,
+    exclude: Patterns = None,
     to: Path | None = None,
+    offline: bool = False,
 ) -> Fetched:
     """Fetch the files of a verified manifest not in the cache, verify each, build the folder.
 
     The snapshot of a complete selection is seeded. `target` must have passed every rule of
-    spec §8.1 (a `Resolution`'s target, a follower's new version). Raises `UsageError` when
-    no file matches `include`, `IntegrityError` for a file whose bytes differ from the
-    manifest, `StoreError` and the network's errors.
+    spec §8.1 (a `Resolution`'s target, a follower's new version). One process or thread
+    downloads a content torrent at a time; the others wait (up to the transfer timeout) and
+    take what it left in the cache. The disks' free space is checked before downloading
+    (`check_room`, under that lock), and a cached snapshot found altered is rebuilt from the
+    blobs (§8.4). Raises `UsageError` when no file matches the selection, `StoreError` when
+    the disks lack room, `IntegrityError` for a file whose bytes differ from the manifest,
+    `OfflineError` when
+    files are missing and the network may not be used, `NetTimeoutError` when another
+    download of it did not end in time, `StoreError` and the network's errors.
     """
     manifest = target.manifest
-    files = select(manifest, include)
-    needed = tuple(f for f in files if not ctx.cache.has_blob(f))
-    downloaded = _download(ctx, manifest, list(needed)) if needed else 0
-    complete = len(files) == len(manifest.files)
+    locks = ctx.cache.locks
+    wait = ctx.config.transfer_timeout
+    with (  # shared: a pull holds them already; a follower's fetch takes them here
+        locks.hold(GC_LOCK, shared=True, timeout=wait, what="the cache (a prune or rm runs)"),
+        locks.hold(model_lock(manifest), shared=True, timeout=wait, what=f"{manifest.name}"),
+    ):
+        return _fetch(ctx, target, Selection.of(include, exclude), to, offline)
+
+
+def _fetch(
+    ctx: Context, target: VerifiedManifest, selection: Selection, to: Path | None, offline: bool
+) -> Fetched:
+    manifest = target.manifest
+    files = selection.files(manifest)
     cache = ctx.cache
+    needed = tuple(f for f in files if not cache.has_blob(f))
+    downloaded = 0
+    if needed:
+        if offline or ctx.config.offline:
+            raise OfflineError(
+                f"{len(needed)} of the {len(files)} files of {manifest.name} "
+                f"{manifest.version} are not in the cache"
+            )
+        with _content_lock(ctx, manifest):
+            needed = tuple(f for f in files if not cache.has_blob(f))  # what the other left
+            if needed:
+                check_room(ctx, manifest, list(needed), files, to)
+                downloaded = _download(ctx, manifest, list(needed))
+    elif to is not None:
+        check_room(ctx, manifest, [], files, to)
+    complete = len(files) == len(manifest.files)
+    data = target.data
     if complete:
-        snapshot = cache.snapshot(
-            manifest.publisher, manifest.name, manifest.seq, files, target.data
+        path, repaired = cache.checked_snapshot(
+            manifest.publisher, manifest.name, manifest.seq, files, data
         )
         ih = manifest.content_infohash
         torrent = cache.torrent(ih)
@@ -151,31 +288,117 @@ def fetch_release(
                     manifest.name,
                     manifest.seq,
                     torrent,
-                    cache.seed_dir(ih, manifest.name, snapshot),
+                    cache.seed_dir(ih, manifest.name, path),
                 )
             )
-        path = snapshot
-    if to is not None:
-        path = materialise(cache, files, to.resolve(), target.data, link=False)
-    elif not complete:
+    else:
         tag = hashlib.sha256("\0".join(f.path for f in files).encode()).hexdigest()[:12]
-        final = cache.snapshot_dir(manifest.publisher, manifest.name, manifest.seq)
-        path = final.with_name(f"{final.name}~{tag}")
-        if not path.is_dir():
-            path = materialise(cache, files, path, target.data)
+        path, repaired = cache.checked_snapshot(
+            manifest.publisher, manifest.name, manifest.seq, files, data, tag=tag, partial=True
+        )
+    if repaired:
+        ctx.emit(
+            Event("verify", f"repaired the cached copy of {manifest.name}: {', '.join(repaired)}")
+        )
+    if to is not None:
+        # absolute, not resolved: a link at `to` is refused, never followed (spec §8.4)
+        path = _place(ctx, manifest, files, to.absolute(), data, partial=not complete)
     ctx.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
-    return Fetched(path, files, needed, downloaded)
+    return Fetched(path, files, needed, downloaded, repaired)
+
+
+def _content_lock(ctx: Context, manifest: Manifest) -> AbstractContextManager[object]:
+    """One process or thread downloads a content torrent at a time (a file lock)."""
+    return ctx.cache.locks.hold(
+        f"content-{manifest.content_infohash.hex()}",
+        timeout=ctx.config.transfer_timeout,
+        on_wait=lambda: ctx.emit(
+            Event("download", f"waiting for another pull of {manifest.name} to finish")
+        ),
+        what=f"the download of {manifest.name} {manifest.version}",
+    )
+
+
+def check_room(
+    ctx: Context,
+    manifest: Manifest,
+    needed: list[FileEntry],
+    files: tuple[FileEntry, ...],
+    to: Path | None,
+) -> None:
+    """Refuse before downloading when the disks lack room (`StoreError`, spec §8.4).
+
+    The cache's disk needs the files still to download (less what a killed pull already
+    wrote into `partial/`); a `--to` folder needs a copy of every selected file, on the same
+    disk as the cache or its own.
+    """
+    what = f"pulling {manifest.name} {manifest.version}"
+    partial = ctx.cache.partial_dir(manifest.content_infohash) / manifest.name
+    download = sum(max(0, f.size - _allocated(partial / f.path)) for f in needed)
+    copies = sum(f.size for f in files) if to is not None else 0
+    if to is not None and not _same_disk(to, ctx.cache.root):
+        ctx.cache.check_space(copies, to.absolute(), what=f"{what} into {to}")
+        copies = 0
+    ctx.cache.check_space(download + copies, ctx.cache.partial_root, what=what)
+
+
+def _allocated(path: Path) -> int:
+    try:
+        return os.stat(path).st_blocks * 512
+    except OSError:
+        return 0
+
+
+def _same_disk(path: Path, other: Path) -> bool:
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.stat(probe).st_dev == os.stat(other).st_dev
+
+
+def _place(
+    ctx: Context,
+    manifest: Manifest,
+    files: tuple[FileEntry, ...],
+    to: Path,
+    data: bytes,
+    *,
+    partial: bool,
+) -> Path:
+    """Copy `files` from the cache to `to`, hashing each copy; a blob found altered is
+    removed, fetched again from peers (under the content lock), and the copy made once
+    more (spec §8.4)."""
+    try:
+        return materialise(ctx.cache, files, to, data, link=False, partial=partial)
+    except IntegrityError as exc:
+        ctx.emit(Event("verify", f"{exc.message}; fetching it again"))
+        with _content_lock(ctx, manifest):
+            lost = [f for f in files if not ctx.cache.has_blob(f)]
+            if not lost:
+                raise
+            _download(ctx, manifest, lost)
+    return materialise(ctx.cache, files, to, data, link=False, partial=partial)
 
 
 def check_target(to: Path) -> None:
-    """`to` must be a new or empty folder whose parent can be a folder (`UsageError`)."""
+    """`to` must be a new or empty folder whose parent can be a folder (`UsageError`).
+
+    A `to` that is a symbolic link is refused, whether it points at an empty folder or at
+    nothing (spec §8.4): files land only at the path the user named. Links among its
+    parents are the user's own and are followed.
+    """
     hint = "choose a new or empty folder for --to"
+    if to.is_symlink():
+        raise UsageError(
+            f"{to} is a symbolic link; pull does not write through links",
+            hint="name the folder it points to, or a new folder",
+        )
     for parent in to.absolute().parents:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"cannot create {to}: {parent} is a file, not a folder", hint=hint)
         if parent.is_dir():
             break
-    if to.exists() or to.is_symlink():
+    if to.exists():
         if not to.is_dir():
             raise UsageError(f"{to} exists and is not a folder", hint=hint)
         if any(to.iterdir()):
@@ -186,6 +409,7 @@ def content_torrent(ctx: Context, manifest: Manifest) -> tuple[bytes, Metainfo]:
     """The manifest's content .torrent (kept, or from peers), checked to list its files."""
     ih = manifest.content_infohash
     torrent = ctx.cache.torrent(ih) or ctx.network.fetch_metadata(ih, ctx.config.dht_timeout)
+    # (callers fetching it hold the content lock: one metadata fetch per infohash at a time)
     meta = parse_metainfo(torrent)
     check_matches_manifest(meta, manifest)
     ctx.cache.save_torrent(ih, torrent)
@@ -203,8 +427,10 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
     folder = ctx.cache.partial_dir(ih)
     total = sum(f.size for f in needed)
 
+    emit = ctx.emitter()  # progress comes on libtorrent's thread, not the caller's
+
     def progress(p: Progress) -> None:
-        ctx.emit(
+        emit(
             Event(
                 "download",
                 f"downloading {manifest.name} {manifest.version}",
@@ -218,9 +444,16 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
 
     ctx.stop_seeding(ih)  # a seeded copy whose blob went missing: download it afresh
     net.download(torrent, folder, file_priorities=priorities, on_progress=progress)
+    what = f"{manifest.name} {manifest.version}"
     try:
         net.wait_finished(ih, ctx.config.transfer_timeout)
         downloaded = net.payload_downloaded(ih)
+    except NoPeersError as exc:
+        raise NoPeersError(
+            f"nobody is serving the files of {what} (content torrent {ih.hex()}): {exc.message}"
+        ) from exc
+    except IntegrityError as exc:
+        raise IntegrityError(f"{what}: {exc.message}", hint=exc.hint or None) from exc
     finally:
         net.remove(ih)
     ctx.emit(Event("verify", f"verifying {len(needed)} files ({total:,} bytes)", 0, total))

@@ -24,6 +24,7 @@ from ..files import atomic_write, private_dir
 KEY_FILE_FORMAT = 1
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DEFAULT_KEY = "default"
+MIN_PASSPHRASE = 8  # characters, for new keys only (existing keys load with any passphrase)
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,12 @@ class KeyStore:
         if passphrase is None:
             doc.update({"kdf": "none", "seed": key.seed.hex()})
         else:
-            if not passphrase:
+            if len(passphrase) < MIN_PASSPHRASE:
                 raise UsageError(
-                    "the passphrase is empty", hint="or create the key with --no-passphrase"
+                    f"a passphrase for a new key needs at least {MIN_PASSPHRASE} characters "
+                    f"(this one has {len(passphrase)})",
+                    hint="a few words are easy to type and hard to guess; or create the key "
+                    "with --no-passphrase",
                 )
             salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
             ops, mem = (

@@ -10,12 +10,16 @@ for what others publish, pull or remove. The tables the daemon keeps records ali
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import StoreError
 from ..core.keys import PublicKey
@@ -59,6 +63,14 @@ CREATE TABLE IF NOT EXISTS seeds (
 CREATE TABLE IF NOT EXISTS published (
     publisher TEXT NOT NULL,
     name TEXT NOT NULL,
+    PRIMARY KEY (publisher, name)
+);
+CREATE TABLE IF NOT EXISTS key_alerts (
+    publisher TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    seen_at INTEGER NOT NULL,
     PRIMARY KEY (publisher, name)
 );
 CREATE TABLE IF NOT EXISTS index_seq (
@@ -129,37 +141,50 @@ class SeedEntry:
     save_path: Path
 
 
+#: Seconds a write waits for another process's transaction (SQLite's busy timeout).
+BUSY_TIMEOUT = 60.0
+
+
 class State:
-    """The state database at `path`; one connection per instance, used from one thread."""
+    """The state database at `path`: one connection per instance, shared by its threads.
+
+    Many processes may open one database at once (WAL mode, a busy timeout, and a file lock
+    around the first open, which switches the journal mode and creates the tables). Within
+    a process, one lock serialises the threads that share the connection.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._mutex = threading.RLock()
         try:
-            self._db = sqlite3.connect(
-                path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            with self.transaction() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-                if row is not None and int(row[0]) > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"state database {path} is from a newer hubless (schema {row[0]})"
-                    )
-                if row is None or int(row[0]) < SCHEMA_VERSION:
-                    # Older schemas only lack tables, which the statements above created.
-                    db.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
-                        (str(SCHEMA_VERSION),),
-                    )
+            with _setup_lock(path):
+                self._db = sqlite3.connect(
+                    path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                )
+                self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._create(path)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {path}: {exc}") from exc
 
+    def _create(self, path: Path) -> None:
+        with self.transaction() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(f"state database {path} is from a newer hubless (schema {row[0]})")
+            if row is None or int(row[0]) < SCHEMA_VERSION:
+                # Older schemas only lack tables, which the statements above created.
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+
     def close(self) -> None:
-        self._db.close()
+        with self._mutex:
+            self._db.close()
 
     @property
     def schema_version(self) -> int:
@@ -183,30 +208,39 @@ class State:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"state database is busy or broken: {exc}") from exc
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; one thread at a time."""
+        with self._mutex:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"state database is busy or broken: {exc}") from exc
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a read on the shared connection, one thread at a time."""
+        with self._mutex:
+            try:
+                return list(self._db.execute(sql, args).fetchall())
+            except sqlite3.Error as exc:
+                raise StoreError(f"state database is busy or broken: {exc}") from exc
 
     # --- models: highest seen seq and manifest ------------------------------------------------
 
     def known(self, publisher: PublicKey, name: str) -> KnownModel | None:
-        row = self._db.execute(
+        rows = self._query(
             "SELECT seq, version, manifest_hash, manifest_infohash, manifest FROM models "
             "WHERE publisher=? AND name=?",
             (publisher.text, name),
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             return None
-        return KnownModel(publisher, name, row[0], row[1], row[2], row[3], row[4])
+        return KnownModel(publisher, name, *rows[0])
 
     def remember(self, model: KnownModel) -> None:
         """Record a newer verified manifest; never lowers the seq already stored."""
@@ -236,7 +270,7 @@ class State:
         args: tuple[str, ...] = ()
         if publisher is not None:
             query, args = query + " WHERE publisher=?", (publisher.text,)
-        names = self._db.execute(query + " ORDER BY publisher, name", args).fetchall()
+        names = self._query(query + " ORDER BY publisher, name", args)
         found = [self.known(PublicKey.parse(p), n) for p, n in names]
         return [m for m in found if m is not None]
 
@@ -284,13 +318,37 @@ class State:
         return bool(gone)
 
     def seeds(self) -> list[SeedEntry]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT infohash, kind, publisher, name, seq, torrent, save_path FROM seeds "
             "ORDER BY added_at"
-        ).fetchall()
+        )
         return [
             SeedEntry(r[0], r[1], PublicKey.parse(r[2]), r[3], r[4], r[5], Path(r[6])) for r in rows
         ]
+
+    # --- records under our own keys that this machine did not sign (spec §8.5) --------------
+
+    def set_key_alert(self, publisher: PublicKey, name: str, status: str, detail: str) -> None:
+        """Remember that the DHT holds a record of `name` under our key not signed here."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO key_alerts VALUES (?, ?, ?, ?, ?)",
+                (publisher.text, name, status, detail, int(time.time())),
+            )
+
+    def clear_key_alert(self, publisher: PublicKey, name: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM key_alerts WHERE publisher=? AND name=?", (publisher.text, name)
+            )
+
+    def key_alerts(self) -> list[tuple[PublicKey, str, str, str, int]]:
+        """(publisher, name, status, detail, seen_at) of every open alert, for `status`."""
+        rows = self._query(
+            "SELECT publisher, name, status, detail, seen_at FROM key_alerts "
+            "ORDER BY publisher, name"
+        )
+        return [(PublicKey.parse(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
     # --- pinned publishers and subscriptions --------------------------------------------------
 
@@ -302,9 +360,8 @@ class State:
             )
 
     def pinned(self) -> dict[str, str | None]:
-        return dict(
-            self._db.execute("SELECT publisher, label FROM pinned ORDER BY publisher").fetchall()
-        )
+        rows = self._query("SELECT publisher, label FROM pinned ORDER BY publisher")
+        return dict(rows)
 
     def subscribe(self, publisher: PublicKey) -> None:
         with self.transaction() as db:
@@ -314,5 +371,20 @@ class State:
             )
 
     def subscriptions(self) -> list[PublicKey]:
-        rows = self._db.execute("SELECT publisher FROM subscriptions ORDER BY publisher").fetchall()
+        rows = self._query("SELECT publisher FROM subscriptions ORDER BY publisher")
         return [PublicKey.parse(r[0]) for r in rows]
+
+
+@contextmanager
+def _setup_lock(path: Path) -> Iterator[None]:
+    """An exclusive file lock beside the database while one process opens and migrates it.
+
+    Switching a new database to WAL and creating its tables race between processes opening
+    it for the first time at once ("database is locked"); the lock makes them take turns.
+    """
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

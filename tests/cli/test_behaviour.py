@@ -175,7 +175,7 @@ def test_no_peer_asks_whether_the_publisher_or_a_mirror_is_seeding(
 
 
 def test_a_wrong_passphrase_says_so(hubless: Hubless, model: Path) -> None:
-    assert hubless("key", "new", env={"HUBLESS_PASSPHRASE": "right"}).code == 0
+    assert hubless("key", "new", env={"HUBLESS_PASSPHRASE": "right horse"}).code == 0
     done = hubless(
         "publish",
         model,
@@ -183,7 +183,7 @@ def test_a_wrong_passphrase_says_so(hubless: Hubless, model: Path) -> None:
         "m",
         "--version",
         "v1",
-        env={"HUBLESS_PASSPHRASE": "wrong", "HUBLESS_BOOTSTRAP": "127.0.0.1:9"},
+        env={"HUBLESS_PASSPHRASE": "wrong horse", "HUBLESS_BOOTSTRAP": "127.0.0.1:9"},
     )
     assert done.code == 1 and "wrong passphrase" in done.stderr
     assert "hint: the passphrase is wrong" in done.stderr and "key list" not in done.stderr
@@ -203,12 +203,12 @@ def test_an_unknown_key_lists_the_keys_that_exist(hubless: Hubless, model: Path)
 def test_publish_and_seed_ask_for_the_passphrase_once(
     hubless: Hubless, swarm: Swarm, model: Path
 ) -> None:
-    assert hubless("key", "new", env={"HUBLESS_PASSPHRASE": "s3cret"}).code == 0
+    assert hubless("key", "new", env={"HUBLESS_PASSPHRASE": "s3cret horse"}).code == 0
     asked: list[str] = []
 
     def prompt(message: str) -> str:
         asked.append(message)
-        return "s3cret"
+        return "s3cret horse"
 
     app = App(network=swarm.node(), prompt=prompt, stop=stopped)
     done = hubless("publish", model, "--name", "m", "--version", "v1", "--seed", app=app)
@@ -240,3 +240,56 @@ def test_then_the_most_specific_class_or_table_hint() -> None:
     assert "--bootstrap" in classify(errors.NetTimeoutError("x"))[1]
     assert classify(errors.InvalidReferenceError("x")) == (2, "")
     assert classify(errors.KeyStoreError("x")) == (1, "list the keys here with: hubless key list")
+
+
+# --- the cache commands and partial pulls -------------------------------------------------------
+
+
+def test_exclude_then_verify_says_it_checked_the_selection(
+    hubless: Hubless, swarm: Swarm, published: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    done = hubless(
+        "pull", published, "--exclude", "*.json", "--to", out, app=App(network=swarm.node())
+    )
+    assert done.code == 0, done.stderr
+    assert not (out / "config.json").exists()
+    checked = hubless("verify", out)
+    assert checked.code == 0, checked.stderr
+    assert "OK, 1 of 1 files intact (a partial pull: the 1 selected of 2 files" in checked.stdout
+
+
+def test_list_rm_and_prune_on_the_command_line(
+    hubless: Hubless, swarm: Swarm, published: str
+) -> None:
+    assert hubless("pull", f"{published}@v1", app=App(network=swarm.node())).code == 0
+    assert hubless("pull", published, app=App(network=swarm.node())).code == 0
+    listed = hubless("list", "-q")
+    assert listed.stdout.split() == [f"{published}@v1", f"{published}@v2"]
+    as_json = json.loads(hubless("list", "--json").stdout)
+    assert [v["version"] for v in as_json["models"][0]["versions"]] == ["v1", "v2"]
+    removed = hubless("rm", f"{published}@v1", "--json")
+    assert removed.code == 0, removed.stderr
+    assert json.loads(removed.stdout)["freed"] == len(b'{"layers": 2}\n')
+    assert hubless("list", "-q").stdout.split() == [f"{published}@v2"]
+    assert hubless("rm", f"{published}@v1").code == 2  # not in the cache: a usage error
+    dry = hubless("prune", "--dry-run")
+    assert dry.code == 0 and "would free 0 B" in dry.stdout
+
+
+def test_history_shows_each_held_versions_own_notes(
+    hubless: Hubless, swarm: Swarm, model: Path, tmp_path: Path
+) -> None:
+    """Earlier rows carry notes from their own manifest once this home holds it."""
+    with Client(Config.resolve({}, home=tmp_path / "pub2"), network=swarm.node()) as pub:
+        pub.publish(model, "older", "v1", key=PUBLISHER, description="the first one")
+        (model / "config.json").write_bytes(b'{"layers": 5}\n')
+        pub.publish(model, "older", "v2", key=PUBLISHER, description="the second one")
+        ref = f"{PUBLISHER.public.text}/older"
+        app = App(network=swarm.node())
+        assert hubless("resolve", f"{ref}@v1", app=app).code == 0  # this home holds v1's now
+        data = json.loads(hubless("history", ref, "--json", app=App(network=swarm.node())).stdout)
+        notes = [(v["version"], v.get("description")) for v in data["versions"]]
+        assert notes == [("v1", "the first one"), ("v2", "the second one")]
+        text = hubless("history", ref, app=App(network=swarm.node())).stdout
+        assert "the first one" in text and "the second one" in text

@@ -73,7 +73,7 @@ def test_click_usage_errors_exit_2(hubless: Hubless) -> None:
 
 
 def test_keys_new_list_show_and_passphrases(hubless: Hubless) -> None:
-    made = hubless("--json", "key", "new", env={"HUBLESS_PASSPHRASE": "s3cret"})
+    made = hubless("--json", "key", "new", env={"HUBLESS_PASSPHRASE": "s3cret horse"})
     assert made.code == 0, made.stderr
     info = json.loads(made.stdout)
     assert info["encrypted"] and len(info["public_key"]) == 52
@@ -91,7 +91,7 @@ def test_keys_new_list_show_and_passphrases(hubless: Hubless) -> None:
 def test_wrong_passphrase_is_a_clear_error_before_any_network(
     hubless: Hubless, tmp_path: Path
 ) -> None:
-    hubless("key", "new", env={"HUBLESS_PASSPHRASE": "right"})
+    hubless("key", "new", env={"HUBLESS_PASSPHRASE": "right horse"})
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
@@ -104,7 +104,7 @@ def test_wrong_passphrase_is_a_clear_error_before_any_network(
         "m",
         "--version",
         "v1",
-        env={"HUBLESS_PASSPHRASE": "wrong"},
+        env={"HUBLESS_PASSPHRASE": "wrong horse"},
     )
     assert done.code == 1
     assert "wrong passphrase" in done.stderr and "Traceback" not in done.stderr
@@ -140,6 +140,9 @@ def test_help_does_not_load_libtorrent() -> None:
         "import sys\nfrom hubless.cli.main import cli\n"
         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
         "assert 'libtorrent' not in sys.modules, 'libtorrent was imported'\n"
+        "heavy = [m for m in sys.modules if m.startswith(('hubless.services.', 'hubless.store'))"
+        " and m not in ('hubless.services.intervals', 'hubless.services.events')]\n"
+        "assert not heavy, f'--help imported {heavy}'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
 

