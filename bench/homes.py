@@ -58,7 +58,7 @@ def worker_context(shared: Any, *, serve: bool) -> Any:
         cache=shared.cache,
         keys=shared.keys,
         torrents=shared.torrents,
-        network_factory=lambda: shared.network,
+        network_factory=lambda timeout: shared.network,
         serve=serve,
     )
 
