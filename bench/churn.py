@@ -55,6 +55,7 @@ import argparse
 import importlib.util
 import json
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -333,6 +334,7 @@ def main() -> None:
     children: list[Any] = []
     groups: list[Any] = []
     began = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="hubless-churn-"))
     try:
         per = -(-args.nodes // args.groups)
         total = str(args.nodes)
@@ -354,7 +356,6 @@ def main() -> None:
             _ask(group, f"join {_text(endpoints.values())}")
         print(f"testnet: {args.nodes} nodes in {len(groups)} processes, bootstrap {bootstrap}")
 
-        root = Path(tempfile.mkdtemp(prefix="hubless-churn-"))
         publisher = spawn_self(
             __file__, "--role", "publish", str(root / "publisher"), bootstrap, str(args.records)
         )
@@ -422,6 +423,7 @@ def main() -> None:
             if child.stdin is not None and not child.stdin.closed:
                 child.stdin.close()
             stop(child)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _keepers() -> list[tuple[str, int]]:
