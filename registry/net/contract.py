@@ -123,6 +123,14 @@ class Network(Protocol):
         """
         ...
 
+    def dht_get_direct(self, key: PublicKey, salt: bytes, timeout: float = ...) -> list[RawItem]:
+        """As `dht_get`, from a lookup that passes over a node silent for a second instead of
+        waiting for it (the keep-alive check's get, spec §8.5: under churn, libtorrent's
+        lookup waits up to 15 s on a departed node). Raises `NetTimeoutError` when no node
+        answered within `timeout` seconds.
+        """
+        ...
+
     def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = ...) -> int:
         """Sign and store `payload` as the value of (key, salt); return nodes that stored it."""
         ...

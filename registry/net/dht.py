@@ -13,19 +13,20 @@ import hashlib
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import libtorrent as lt
 
 from ..core import bencode
 from ..core.bep44 import RawItem, wrap_value
-from ..core.errors import NetTimeoutError
+from ..core.errors import NetTimeoutError, UsageError
 from ..core.keys import PublicKey, SigningKey
-from .contract import PutReport, format_endpoint
-from .krpc import KrpcClient, KrpcConfig
+from .contract import PutReport, Traffic, format_endpoint
+from .krpc import KrpcClient, KrpcConfig, SilentNodes
 from .profile import NetProfile
 
 _POLL = 0.1  # seconds between routing-table polls while waiting for the DHT
@@ -58,11 +59,17 @@ class Dht:
         self._ses = ses
         self._lock = lock
         self._profile = profile
-        self._krpc: KrpcClient | None = None
+        # KRPC clients, one per caller at a time (each its own UDP socket): the daemon's
+        # keep-alive workers look up and put at once instead of queueing on one socket.
+        self._krpc_idle: list[KrpcClient] = []
+        self._krpc_all: list[KrpcClient] = []
+        self._krpc_closed = False
         self._krpc_lock = threading.Lock()
+        self.silent = SilentNodes()  # nodes that timed out, shared by the KRPC clients
         self._gets: dict[tuple[bytes, bytes], deque[_Get]] = {}
         self._puts: dict[tuple[bytes, bytes], deque[Future[int]]] = {}
         self._stats: deque[Future[int]] = deque()
+        self._counters: deque[Future[dict[str, int]]] = deque()
 
     # --- alerts (called from the alert thread) ------------------------------------------------
 
@@ -83,6 +90,16 @@ class Dht:
                 stats = self._stats.popleft() if self._stats else None
             if stats is not None and not stats.done():
                 stats.set_result(nodes)
+        elif isinstance(a, lt.session_stats_alert):
+            values = {
+                name[len("dht.") :]: int(value)
+                for name, value in a.values.items()
+                if name.startswith("dht.")
+            }
+            with self._lock:
+                counters = self._counters.popleft() if self._counters else None
+            if counters is not None and not counters.done():
+                counters.set_result(values)
         else:
             return False
         return True
@@ -163,33 +180,76 @@ class Dht:
         """Put an item exactly as its publisher signed it (BEP-44 re-announce, spec §8.5).
 
         libtorrent's binding re-signs every put, so this goes through the project's own
-        KRPC client (`hubless.net.krpc`): one read-only UDP socket on the session's listen
+        KRPC client (`hubless.net.krpc`): read-only UDP sockets on the session's listen
         address, kept for the session's life, starting from the profile's bootstrap nodes.
         Never puts over a newer item; skipped when `min_current` closest nodes hold its seq.
+        Callers in several threads run at once, each on its own socket.
         """
+        with self._krpc(timeout) as client:
+            return client.reput(item, min_current=min_current)
+
+    def get_direct(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[RawItem]:
+        """Every distinct item a BEP-44 get traversal of the KRPC client met, unverified,
+        highest seq first; [] when nodes answered without one.
+
+        Unlike `get` (libtorrent's lookup, which does not end while a node among the closest
+        is silent, up to its 15 s RPC timeout), a node that does not answer within a second
+        is passed over: under churn this ends in about a second. Bounded in time
+        (`timeout` s) and queries (`hubless.net.krpc`). Raises `NetTimeoutError` when no
+        node answered at all.
+        """
+        with self._krpc(timeout) as client:
+            lookup = client.get(key.raw, salt)
+        if not lookup.answers:
+            raise NetTimeoutError(
+                f"no DHT node answered a lookup of {salt_text(salt)!r} within {timeout:g}s"
+            )
+        return list(lookup.items)
+
+    @property
+    def krpc_traffic(self) -> Traffic:
+        """Datagrams and bytes the KRPC clients sent and received since the session began."""
         with self._krpc_lock:
-            if self._krpc is None:
-                host = self._profile.listen_host
-                config = KrpcConfig(
-                    bind_host=host if host not in ("", "::") else "0.0.0.0",
-                    timeout=max(timeout, 1.0),
-                    query_timeout=min(1.0, max(timeout, 1.0) / 2),
-                )
-                self._krpc = KrpcClient(config, self._profile.bootstrap)
-            elif self._krpc.config.timeout != max(timeout, 1.0):
-                self._krpc.config = replace(
-                    self._krpc.config,
-                    timeout=max(timeout, 1.0),
-                    query_timeout=min(1.0, max(timeout, 1.0) / 2),
-                )
-            return self._krpc.reput(item, min_current=min_current)
+            clients = list(self._krpc_all)
+        return sum((c.traffic for c in clients), Traffic())
+
+    @contextlib.contextmanager
+    def _krpc(self, timeout: float) -> Iterator[KrpcClient]:
+        """An idle KRPC client (a new one when all are busy), with `timeout` as its bound."""
+        timeout = max(timeout, 1.0)
+        config = KrpcConfig(
+            bind_host=self._krpc_host(), timeout=timeout, query_timeout=min(1.0, timeout / 2)
+        )
+        with self._krpc_lock:
+            if self._krpc_closed:
+                raise UsageError("the network session is closed")
+            client = self._krpc_idle.pop() if self._krpc_idle else None
+        if client is None:
+            client = KrpcClient(config, self._profile.bootstrap, silent=self.silent)
+            with self._krpc_lock:
+                self._krpc_all.append(client)
+        client.config = config
+        try:
+            yield client
+        finally:
+            with self._krpc_lock:
+                closed = self._krpc_closed
+                if not closed:
+                    self._krpc_idle.append(client)
+            if closed:
+                client.close()
+
+    def _krpc_host(self) -> str:
+        host = self._profile.listen_host
+        return host if host not in ("", "::") else "0.0.0.0"
 
     def close(self) -> None:
-        """Close the KRPC socket, if one was opened."""
+        """Close the KRPC sockets (one still in use closes when its caller is done)."""
         with self._krpc_lock:
-            if self._krpc is not None:
-                self._krpc.close()
-                self._krpc = None
+            self._krpc_closed = True
+            idle, self._krpc_idle = self._krpc_idle, []
+        for client in idle:
+            client.close()
 
     def node_count(self, timeout: float = 5.0) -> int:
         """Nodes in the DHT routing table right now."""
@@ -201,6 +261,31 @@ class Dht:
             return fut.result(timeout)
         except FutureTimeout:
             raise NetTimeoutError("the DHT did not report its routing table") from None
+
+    def counters(self, timeout: float = 5.0) -> dict[str, int]:
+        """libtorrent's DHT session counters since the session began, named without their
+        `dht.` prefix (`dht_get_out`: BEP-44 gets sent, `dht_announce_peer_out`, ...).
+        Raises `NetTimeoutError` when the session does not report them in `timeout` s."""
+        fut: Future[dict[str, int]] = Future()
+        with self._lock:
+            self._counters.append(fut)
+        self._ses.post_session_stats()
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            raise NetTimeoutError("the session did not report its counters") from None
+
+    def traffic(self, timeout: float = 5.0) -> Traffic:
+        """What libtorrent's own DHT node sent and received since the session began (its
+        session counters); the KRPC clients' traffic is `krpc_traffic`."""
+        c = self.counters(timeout)
+        return Traffic(
+            packets_sent=c["dht_messages_out"],
+            bytes_sent=c["dht_bytes_out"],
+            packets_received=c["dht_messages_in"],
+            bytes_received=c["dht_bytes_in"],
+            dropped=c["dht_messages_in_dropped"],
+        )
 
     def wait_for_nodes(self, min_nodes: int = 1, timeout: float = 10.0) -> int:
         """Block until the routing table holds `min_nodes`; return the count.

@@ -7,9 +7,11 @@ their write tokens, then `put` repeats the item's key, salt, seq, value and sign
 
 Everything is bounded: one deadline per operation, `max_queries` gets per traversal, `alpha`
 in flight, datagrams over 2048 bytes dropped, `max_contacts` nodes taken per reply and
-`max_candidates` kept per traversal. Replies are parsed by `hubless.core.krpc` (typed errors,
-logged and ignored here) and must come from the address their transaction id was sent to.
-Every query carries BEP-43's read-only flag. IPv4 only. Not thread-safe: one caller at a time.
+`max_candidates` kept per traversal. A node that lets a query time out is not asked again
+for a while (`SilentNodes`): under churn, live nodes keep handing out departed ones. Replies
+are parsed by `hubless.core.krpc` (typed errors, logged and ignored here) and must come from
+the address their transaction id was sent to. Every query carries BEP-43's read-only flag.
+IPv4 only. Not thread-safe: one caller at a time (a session keeps one client per caller).
 
 Past ~400 lines because the traversal, the put and their bounds share one socket's state.
 """
@@ -20,6 +22,7 @@ import ipaddress
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -94,6 +97,7 @@ class Lookup:
     answers: tuple[NodeAnswer, ...]
     queried: int  # get queries sent
     traffic: Traffic
+    skipped: int = 0  # contacts not asked: silent in an earlier traversal (`SilentNodes`)
 
     def closest(self, k: int) -> tuple[NodeAnswer, ...]:
         """The `k` closest nodes that gave a write token: where a put goes."""
@@ -109,10 +113,63 @@ class Lookup:
         return tuple(sorted(found.values(), key=lambda i: i.seq, reverse=True))
 
 
+class SilentNodes:
+    """Nodes that let a query time out, not asked again for `ttl` seconds (600).
+
+    Live nodes keep departed ones in their routing tables and hand them out as contacts,
+    and a traversal cannot end before each of the closest has answered or timed out: without
+    this memory every traversal waits a query timeout for each departed node again. Shared
+    by the clients of one session (thread-safe); at most `limit` addresses (4096) are kept,
+    the oldest forgotten first. An answer clears a node at once; bootstrap nodes are always
+    asked.
+    """
+
+    def __init__(self, ttl: float = 600.0, limit: int = 4096) -> None:
+        if ttl <= 0 or limit < 1:
+            raise UsageError("SilentNodes needs a positive ttl and limit")
+        self.ttl = ttl
+        self.limit = limit
+        self._since: dict[Address, float] = {}  # in the order they fell silent
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._since)
+
+    def add(self, address: Address, now: float) -> None:
+        """`address` let a query time out at `now` (monotonic seconds)."""
+        with self._lock:
+            self._since.pop(address, None)
+            self._since[address] = now
+            while len(self._since) > self.limit:
+                del self._since[next(iter(self._since))]
+
+    def discard(self, address: Address) -> None:
+        """`address` answered: it is asked again from now on."""
+        with self._lock:
+            self._since.pop(address, None)
+
+    def addresses(self, now: float) -> list[Address]:
+        """The addresses silent at `now`, oldest first."""
+        with self._lock:
+            return [a for a, since in self._since.items() if now - since < self.ttl]
+
+    def silent(self, address: Address, now: float) -> bool:
+        """Whether `address` timed out less than `ttl` seconds before `now`."""
+        with self._lock:
+            since = self._since.get(address)
+            if since is None:
+                return False
+            if now - since < self.ttl:
+                return True
+            del self._since[address]
+            return False
+
+
 @dataclass
 class _Pending:
     address: Address
     expires: float
+    full: bool = False  # given a whole query timeout (else the operation's deadline cut it)
 
 
 def _host_ok(host: str, port: int, loopback_only: bool) -> bool:
@@ -147,11 +204,19 @@ class KrpcClient:
     `bootstrap` names the nodes a traversal starts from (host names are resolved once, IPv4
     only). A socket bound to a loopback address only ever sends to loopback addresses; any
     other socket never sends to loopback, unspecified, multicast or broadcast addresses.
-    Raises `UsageError` when the socket cannot be bound.
+    `silent`: the memory of nodes that timed out, to share with other clients (default: the
+    client's own). Raises `UsageError` when the socket cannot be bound.
     """
 
-    def __init__(self, config: KrpcConfig, bootstrap: Iterable[Address]) -> None:
+    def __init__(
+        self,
+        config: KrpcConfig,
+        bootstrap: Iterable[Address],
+        *,
+        silent: SilentNodes | None = None,
+    ) -> None:
         self.config = config
+        self.silent = silent if silent is not None else SilentNodes()
         self._loopback_only = ipaddress.ip_address(config.bind_host).is_loopback
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -205,8 +270,11 @@ class KrpcClient:
 
     # --- datagrams ------------------------------------------------------------------------
 
-    def _query(self, address: Address, encode: _Encoder, expires: float) -> bool:
-        """Send the query `encode(tid)` to `address` under a fresh random transaction id."""
+    def _query(
+        self, address: Address, encode: _Encoder, expires: float, *, full: bool = False
+    ) -> bool:
+        """Send the query `encode(tid)` to `address` under a fresh random transaction id;
+        `full`: it has a whole query timeout, so silence until `expires` counts."""
         if not self._acceptable(address):
             return False
         tid = os.urandom(4)  # random: an off-path sender must guess it
@@ -220,7 +288,7 @@ class KrpcClient:
             return False
         self._tally.packets_sent += 1
         self._tally.bytes_sent += len(data)
-        self._pending[tid] = _Pending(address, expires)
+        self._pending[tid] = _Pending(address, expires, full)
         return True
 
     def handle_datagram(self, data: bytes, sender: Address) -> Matched | None:
@@ -243,6 +311,7 @@ class KrpcClient:
             self._tally.dropped += 1
             return None
         del self._pending[reply.tid]
+        self.silent.discard(sender)
         return pending, reply
 
     def _receive(self, until: float) -> Matched | None:
@@ -261,9 +330,36 @@ class KrpcClient:
                 return matched
         return None
 
+    def _ready(self) -> list[Matched]:
+        """Every answer already queued on the socket, read without waiting (at most 1024
+        datagrams). Read before expiring anything: a thread that ran late must not take
+        answers waiting in the buffer for silence."""
+        found: list[Matched] = []
+        self._sock.settimeout(0.0)
+        for _ in range(1024):
+            try:
+                data, sender = self._sock.recvfrom(krpc.MAX_DATAGRAM + 1)
+            except (BlockingIOError, TimeoutError):
+                break
+            except OSError as exc:  # e.g. an ICMP error surfacing: never fatal
+                log.debug("KRPC receive failed: %s", exc)
+                continue
+            matched = self.handle_datagram(data, (str(sender[0]), int(sender[1])))
+            if matched is not None:
+                found.append(matched)
+        return found
+
     def _expire(self, now: float) -> list[Address]:
-        gone = [tid for tid, p in self._pending.items() if p.expires <= now]
-        return [self._pending.pop(tid).address for tid in gone]
+        """Drop the queries whose time is up; nodes given a whole query timeout are
+        remembered as silent."""
+        gone = []
+        for tid, pending in list(self._pending.items()):
+            if pending.expires <= now:
+                del self._pending[tid]
+                gone.append(pending.address)
+                if pending.full:
+                    self.silent.add(pending.address, now)
+        return gone
 
     # --- get ----------------------------------------------------------------------------------
 
@@ -284,7 +380,7 @@ class KrpcClient:
         for address in self._bootstrap:
             walk.add(address, None)
         self._pending.clear()  # late replies to an earlier operation are dropped
-        tried = sent = 0
+        tried = sent = skipped = 0
 
         def encode(tid: bytes) -> bytes:
             return krpc.encode_get(tid, self.node_id, target, seq)
@@ -294,21 +390,26 @@ class KrpcClient:
                 ask = walk.next()
                 if ask is None:
                     break
+                if ask not in self._bootstrap and self.silent.silent(ask, now):
+                    walk.failed(ask)  # bounded: each candidate is handed out once
+                    skipped += 1
+                    continue
                 tried += 1
-                if self._query(ask, encode, min(now + cfg.query_timeout, deadline)):
+                expires = now + cfg.query_timeout
+                if self._query(ask, encode, min(expires, deadline), full=expires <= deadline):
                     sent += 1
                 else:
                     walk.failed(ask)
             if not self._pending:
                 break
             matched = self._receive(min(p.expires for p in self._pending.values()))
+            for reply in ([matched] if matched is not None else []) + self._ready():
+                self._on_get_reply(walk, reply, public_key, salt)
             for address in self._expire(time.monotonic()):
                 walk.failed(address)
-            if matched is not None:
-                self._on_get_reply(walk, matched, public_key, salt)
         self._pending.clear()
         answers = tuple(NodeAnswer(a, i, g.seq, g.token, g.item) for a, i, g in walk.answers())
-        return Lookup(target, answers, sent, self._tally.snapshot() - before)
+        return Lookup(target, answers, sent, self._tally.snapshot() - before, skipped)
 
     def _on_get_reply(
         self, walk: krpc.Traversal, matched: Matched, public_key: bytes, salt: bytes
@@ -396,8 +497,10 @@ class KrpcClient:
 
             sent += self._query(node.address, encode, deadline)
         stored = refused = 0
+        answers: list[Matched] = []
         while self._pending and (matched := self._receive(deadline)) is not None:
-            pending, reply = matched
+            answers.append(matched)
+        for pending, reply in answers + self._ready():
             if isinstance(reply, krpc.ErrorReply):
                 log.debug(
                     "put refused by %s:%d: %d %s", *pending.address, reply.code, reply.message

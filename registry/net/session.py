@@ -45,7 +45,7 @@ from ..core.errors import (
 from ..core.keys import PublicKey, SigningKey
 from ..core.webseeds import BEP19, WebSeed
 from ..files import atomic_write, make_temp_dir, private_dir, remove_stale
-from .contract import Progress, ProgressCallback, PutReport
+from .contract import Progress, ProgressCallback, PutReport, Traffic
 from .dht import Dht, network_id
 from .malloc import tune_allocator
 from .profile import NetProfile, settings_for
@@ -200,9 +200,18 @@ class Session:
         """Block until the routing table holds `min_nodes`; return the count."""
         return self.dht.wait_for_nodes(min_nodes, timeout)
 
+    def dht_traffic(self, timeout: float = 5.0) -> Traffic:
+        """DHT datagrams and bytes since the session began: libtorrent's node and the KRPC
+        client together (`Dht.traffic`, `Dht.krpc_traffic` apart)."""
+        return self.dht.traffic(timeout) + self.dht.krpc_traffic
+
     def dht_get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[RawItem]:
         """Every distinct item a BEP-44 get met, unverified (see `hubless.net.dht`)."""
         return self.dht.get(key, salt, timeout)
+
+    def dht_get_direct(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[RawItem]:
+        """As `dht_get`, but a node silent for a second is passed over (`Dht.get_direct`)."""
+        return self.dht.get_direct(key, salt, timeout)
 
     def dht_put(self, key: SigningKey, salt: bytes, payload: bytes, timeout: float = 10.0) -> int:
         """Sign and store `payload` under (key, salt); return how many nodes stored it."""

@@ -6,7 +6,8 @@ key's records again, `hubless.services.seed`), and writes what it does to the st
 database, where `hubless status` reads it. Other processes of the same home never talk to
 it: they write the store (a publish, a pull, a removal) and the daemon picks the change up
 within `poll_interval` seconds (SQLite's `data_version` says when another connection
-committed). One daemon per home: `hubless.store.lock.HomeLock`.
+committed, and a digest of the seeds table whether what to serve changed). One daemon per
+home: `hubless.store.lock.HomeLock`.
 
     with hubless.Client() as client, hubless.Daemon(client) as daemon:
         ...                      # serving and keeping alive, in a background thread
@@ -115,6 +116,8 @@ class Daemon:
         self._targets: dict[tuple[str, bytes], keepalive.Target] = {}
         self._next_sign = 0.0
         self._next_follow = 0.0
+        self._last_version = 0
+        self._last_seeds = b""
         self.mirror = mirror or MirrorOptions()
         self._pid = os.getpid()
 
@@ -156,6 +159,7 @@ class Daemon:
             )
             self._stop.clear()
             self._last_version = self.ctx.state.data_version()
+            self._last_seeds = self.ctx.state.seeds_version()
             self._sync()
             now = time.monotonic()
             self._next_sign = now + self._first_delay()
@@ -233,8 +237,12 @@ class Daemon:
             try:
                 now = time.monotonic()
                 version = self.ctx.state.data_version()
-                if version != self._last_version or now >= next_full:
+                seeds = self._last_seeds
+                if version != self._last_version:
                     self._last_version = version
+                    seeds = self.ctx.state.seeds_version()
+                if seeds != self._last_seeds or now >= next_full:
+                    self._last_seeds = seeds
                     next_full = now + _FULL_SYNC_EVERY
                     self._sync()
                 if now >= next_stats:

@@ -9,7 +9,9 @@ puts the exact signed item it kept (`hubless.store.keepalive`) again, on a timer
   must be the known revision itself;
 - never over a newer record it finds: it first gets the record as a resolving client would
   (§8.1 step 2); a newer one is resolved in full (manifest, history) and kept instead, and
-  nothing is put;
+  nothing is put. That get is the KRPC client's (`Network.dht_get_direct`), which passes
+  over a node silent for a second: libtorrent's lookup waits up to 15 s on each departed
+  node among the closest, and under churn every check would take that long;
 - not when enough of the closest nodes already hold that seq (BEP-44's republish back-off).
 
 The key holder signs its own records again instead (`hubless.services.seed.republish`).
@@ -48,6 +50,9 @@ MIN_CURRENT = 5
 
 #: Seconds a verbatim put may take, lookup included.
 PUT_TIMEOUT = 10.0
+
+#: Seconds the check's own lookup may take (it ends sooner: nodes get a second each).
+LOOKUP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,7 @@ def _check_model(ctx: Context, target: Target, name: str, min_current: int | Non
     if known is None:
         return Outcome(target, "held-back", "nothing verified here for it")
     now = int(time.time())
-    items = ctx.network.dht_get(publisher, salt, ctx.config.dht_timeout)
+    items = ctx.network.dht_get_direct(publisher, salt, LOOKUP_TIMEOUT)
     try:
         found: VerifiedRecord | None = choose_record(items, publisher, name, now=now)
     except EquivocationError as exc:
@@ -244,7 +249,7 @@ def _usable_record(
 def _check_index(ctx: Context, target: Target, min_current: int | None) -> Outcome:
     publisher = target.publisher
     now = int(time.time())
-    items = ctx.network.dht_get(publisher, INDEX_SALT, ctx.config.dht_timeout)
+    items = ctx.network.dht_get_direct(publisher, INDEX_SALT, LOOKUP_TIMEOUT)
     best: VerifiedIndex | None = None
     for raw in items:
         try:

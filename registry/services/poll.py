@@ -141,14 +141,7 @@ def next_poll_due(ctx: Context) -> float | None:
 
     A target never polled yet is due now (0.0): a daemon sleeps until then, or its own tick.
     """
-    follows = Follows(ctx.state)
-    times = [p.poll.next_poll if p.poll is not None else 0.0 for p in follows.publishers()]
-    times += [
-        m.poll.next_poll if m.poll is not None else 0.0
-        for m in follows.models()
-        if m.poll is None or m.poll.stopped is None
-    ]
-    return min(times) if times else None
+    return Follows(ctx.state).next_due()
 
 
 def fetch_version(ctx: Context, new: NewVersion) -> Fetched:

@@ -285,21 +285,9 @@ class Follows:
     def models(self) -> list[FollowedModel]:
         """Every model followed, by name or through a followed publisher's index."""
         with self._tx() as db:
-            rows = db.execute("SELECT publisher, name, excluded FROM follows").fetchall()
-            explicit = {(p, n) for p, n, ex in rows if n != _ALL and not ex}
-            excluded = {(p, n) for p, n, ex in rows if ex}
-            removed: dict[tuple[str, str], int] = {
-                (p, n): at
-                for p, n, at in db.execute(
-                    "SELECT publisher, name, removed_at FROM follow_removed"
-                ).fetchall()
-            }
-            via: set[tuple[str, str]] = set()
-            for p in {p for p, n, _ in rows if n == _ALL}:
-                via |= {(p, n) for n in _index_names(db, p)}
-                via |= {(rp, n) for rp, n in removed if rp == p}
+            explicit, via, removed = _followed(db)
             found = []
-            for p, n in sorted(explicit | (via - excluded)):
+            for p, n in sorted(explicit | via):
                 key = PublicKey.parse(p)
                 found.append(
                     FollowedModel(
@@ -312,6 +300,28 @@ class Follows:
                     )
                 )
         return found
+
+    def next_due(self) -> float | None:
+        """The earliest next poll (Unix seconds) of a followed publisher's index or of a
+        followed model whose polling was not stopped; 0.0 for one never polled; None when
+        nothing is followed. Three reads and no key parsing: a daemon asks every second."""
+        with self._tx() as db:
+            explicit, via, _ = _followed(db)
+            polls = {
+                (p, t): (when, stopped)
+                for p, t, when, stopped in db.execute(
+                    "SELECT publisher, target, next_poll, stopped FROM follow_polls"
+                ).fetchall()
+            }
+            whole = [
+                p for (p,) in db.execute("SELECT publisher FROM follows WHERE name=?", (_ALL,))
+            ]
+        times = [polls.get((p, INDEX_TARGET), (0.0, None))[0] for p in whole]
+        for model in explicit | via:
+            when, stopped = polls.get(model, (0.0, None))
+            if stopped is None:
+                times.append(when)
+        return float(min(times)) if times else None
 
     def acknowledge_removed(self, pairs: Iterable[tuple[PublicKey, str]]) -> None:
         """The user was told these models left their publisher's index: stop following them
@@ -381,6 +391,25 @@ class Follows:
                 "AND (delivered_seq IS NULL OR delivered_seq < ?)",
                 (seq, publisher.text, name, seq),
             )
+
+
+def _followed(
+    db: sqlite3.Connection,
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]], dict[tuple[str, str], int]]:
+    """The (publisher text, name) pairs followed by name, those followed through an index
+    (less the excluded ones), and when each model left its publisher's index."""
+    rows = db.execute("SELECT publisher, name, excluded FROM follows").fetchall()
+    explicit = {(p, n) for p, n, ex in rows if n != _ALL and not ex}
+    excluded = {(p, n) for p, n, ex in rows if ex}
+    removed: dict[tuple[str, str], int] = {
+        (p, n): at
+        for p, n, at in db.execute("SELECT publisher, name, removed_at FROM follow_removed")
+    }
+    via: set[tuple[str, str]] = set()
+    for p in {p for p, n, _ in rows if n == _ALL}:
+        via |= {(p, n) for n in _index_names(db, p)}
+        via |= {(rp, n) for rp, n in removed if rp == p}
+    return explicit, via - excluded, removed
 
 
 def _follows_all(db: sqlite3.Connection, publisher: str) -> bool:

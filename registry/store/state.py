@@ -11,6 +11,7 @@ for what others publish, pull or remove. The tables the daemon keeps records ali
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import sqlite3
 import threading
@@ -198,6 +199,17 @@ class State:
             return int(self._db.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error as exc:
             raise StoreError(f"state database is unreadable: {exc}") from exc
+
+    def seeds_version(self) -> bytes:
+        """A 32-byte digest of what a daemon serves and keeps alive: the set of infohashes in
+        the seeds table and the number of models known. The daemon's second look after
+        `data_version` said another connection wrote: a mirror's own poll schedule is
+        written several times a second, which must not make it re-read every seed."""
+        infohashes = self._query("SELECT infohash FROM seeds ORDER BY infohash")
+        known = self._query("SELECT count(*) FROM models")[0][0]
+        digest = hashlib.sha256(b"".join(bytes(r[0]) for r in infohashes))
+        digest.update(str(known).encode())
+        return digest.digest()
 
     def rows(self, query: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Rows of one read-only query (for the store's other modules)."""

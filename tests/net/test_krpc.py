@@ -38,7 +38,14 @@ from hubless.core.errors import (
     UsageError,
 )
 from hubless.core.keys import SigningKey
-from hubless.net.krpc import KrpcClient, KrpcConfig, Lookup, Traffic, reput_item
+from hubless.net.krpc import (
+    KrpcClient,
+    KrpcConfig,
+    Lookup,
+    SilentNodes,
+    Traffic,
+    reput_item,
+)
 from hubless.net.session import Session
 from hubless.net.testnet import Testnet as LoopbackTestnet
 
@@ -497,6 +504,80 @@ def test_silent_nodes_cost_one_query_timeout_each_within_the_deadline() -> None:
         lookup, took = _get_from(node)
     assert lookup.answers == () and lookup.queried == 1
     assert 0.25 < took < 1.0
+
+
+def test_a_node_that_timed_out_is_not_waited_on_again() -> None:
+    """Churn: a live node keeps handing out a departed one, closest to the target. The
+    first traversal waits a query timeout for it; later ones, from any client sharing the
+    memory, skip it and end at once."""
+    departed = _dead(1, distance=1)
+
+    def answer(query: dict[bytes, Any], sender: Address) -> list[bytes]:
+        return [_reply(query[b"t"], token=b"t", nodes=codec.encode_nodes([departed]))]
+
+    shared = SilentNodes()
+    took, sent, lookups = [], [], []
+    with FakeNode(answer) as node:
+        for _ in range(2):  # two clients of one session
+            config = _config(timeout=2.0, query_timeout=0.3)
+            with KrpcClient(config, [node.address], silent=shared) as client:
+                start = time.monotonic()
+                lookups.append(client.get(PUBLISHER.public.raw, SALT))
+                took.append(time.monotonic() - start)
+                sent.append(client.traffic.packets_sent)
+    assert took[0] >= 0.3 and took[1] < 0.25, took
+    assert sent == [2, 1] and [lk.skipped for lk in lookups] == [0, 1]
+    assert [a.address for a in lookups[1].answers] == [node.address]
+
+
+def test_an_answer_waiting_in_the_buffer_is_not_taken_for_silence() -> None:
+    """A client thread that runs late (a loaded machine) finds the answer queued after the
+    query's time is up: it counts, and the node is not remembered as silent."""
+
+    def answer(query: dict[bytes, Any], sender: Address) -> list[bytes]:
+        return [_reply(query[b"t"], token=b"t", nodes=b"")]
+
+    shared = SilentNodes()
+    with (
+        FakeNode(answer) as node,
+        KrpcClient(_config(timeout=2.0, query_timeout=0.2), [node.address], silent=shared) as c,
+    ):
+        on_time = c._receive
+
+        def late(until: float) -> Any:
+            time.sleep(max(0.0, until - time.monotonic()) + 0.1)  # not scheduled in time
+            return on_time(until)
+
+        c._receive = late  # type: ignore[method-assign]
+        lookup = c.get(PUBLISHER.public.raw, SALT)
+    assert [a.address for a in lookup.answers] == [node.address]
+    assert len(shared) == 0
+
+
+def test_a_silent_bootstrap_node_is_still_asked() -> None:
+    shared = SilentNodes()
+    config = _config(timeout=1.0, query_timeout=0.2)
+    with FakeNode(lambda q, s: []) as node:
+        for _ in range(2):
+            with KrpcClient(config, [node.address], silent=shared) as client:
+                lookup = client.get(PUBLISHER.public.raw, SALT)
+            assert lookup.queried == 1 and lookup.skipped == 0
+    assert len(node.queries) == 2 and len(shared) == 1
+
+
+def test_silent_nodes_are_forgotten_after_their_time_and_bounded() -> None:
+    silent = SilentNodes(ttl=600, limit=2)
+    a, b, c = ("127.0.0.1", 1), ("127.0.0.1", 2), ("127.0.0.1", 3)
+    silent.add(a, 0.0)
+    assert silent.silent(a, 599.0) and not silent.silent(a, 600.0)
+    assert len(silent) == 0  # an expired entry is dropped when looked at
+    for address in (a, b, c):
+        silent.add(address, 1000.0)
+    assert len(silent) == 2 and not silent.silent(a, 1000.0)  # the oldest went first
+    silent.discard(b)
+    assert not silent.silent(b, 1000.0) and silent.silent(c, 1000.0)
+    with pytest.raises(UsageError):
+        SilentNodes(ttl=0)
 
 
 def test_nothing_here_raises_anything_but_hubless_errors() -> None:

@@ -152,12 +152,20 @@ class FakeNetwork:
 
     def dht_get(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[RawItem]:
         """Every distinct stored item, raw: as if different nodes held different ones."""
+        return self._items(key, salt, timeout)
+
+    def _items(self, key: PublicKey, salt: bytes, timeout: float) -> list[RawItem]:
         if self.swarm.dht_offline:
             raise NetTimeoutError(f"DHT lookup of {salt!r} did not finish in {timeout:g}s")
         found: dict[tuple[int, bytes, bytes], RawItem] = {}
         for raw in self.swarm.items.get((key.raw, salt), []):
             found.setdefault((raw.seq, raw.value, raw.signature), raw)
         return sorted(found.values(), key=lambda item: item.seq, reverse=True)
+
+    def dht_get_direct(self, key: PublicKey, salt: bytes, timeout: float = 10.0) -> list[RawItem]:
+        """The same answer as `dht_get` (the swarm has no silent nodes to pass over)."""
+        self.swarm.calls.append(("get_direct", salt))
+        return self._items(key, salt, timeout)
 
     def dht_put_signed(
         self, item: RawItem, timeout: float = 10.0, *, min_current: int | None = None

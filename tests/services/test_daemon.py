@@ -62,6 +62,30 @@ def test_picks_up_what_another_process_publishes_and_removes(
     assert not stopped.running and not any(t.serving for t in stopped.torrents)
 
 
+def test_writes_that_change_nothing_served_do_not_make_it_reread_the_seeds(
+    publisher: Client, one_shot: Callable[[str], Client], tmp_path: Path, swarm: Swarm
+) -> None:
+    # A mirror writes its poll schedule several times a second from its worker threads:
+    # each write is another connection's commit, which alone must not re-read every seed.
+    from hubless.store.follows import INDEX_TARGET, Follows
+
+    folder = write_model(tmp_path / "m", V1_FILES)
+    other = one_shot("publisher")
+    syncs = []
+    with Daemon(publisher, republish_interval=600, poll_interval=0.05) as daemon:
+        sync = daemon._sync
+        daemon._sync = lambda: (syncs.append(1), sync())[1]  # type: ignore[method-assign]
+        for i in range(20):
+            Follows(other.state).schedule(
+                PUBLISHER.public, INDEX_TARGET, next_poll=60 + i, polled_at=i
+            )
+            time.sleep(0.05)
+        assert syncs == []
+        content = other.publish(folder, NAME, "v1", key=PUBLISHER).content_infohash
+        until(lambda: bool(swarm.seeders(content)))  # a new seed still is picked up at once
+        assert syncs
+
+
 def test_a_second_daemon_on_the_same_home_is_refused(
     publisher: Client, make_client: Callable[[str], Client]
 ) -> None:

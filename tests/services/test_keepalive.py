@@ -111,6 +111,24 @@ def test_a_forgotten_record_is_put_again_verbatim_after_a_restart(
     assert (health.outcome, health.stored, health.seq) == ("put", 8, original.seq)
 
 
+def test_the_check_looks_up_with_the_lookup_that_passes_over_departed_nodes(
+    swarm: Swarm, publisher: Client, consumer: Client, folder: Path
+) -> None:
+    from hubless.core.errors import NetTimeoutError
+
+    publish(publisher, folder, "v1")
+    consumer.pull(REF)
+    swarm.forget(PUBLISHER.public, SALT)
+
+    def waits_on_departed_nodes(*args: object, **kwargs: object) -> None:
+        raise NetTimeoutError("libtorrent's lookup waited 15 s on a node that left")
+
+    consumer.ctx.network.dht_get = waits_on_departed_nodes  # type: ignore[method-assign,assignment]
+    assert keepalive.check(consumer.ctx, MODEL).outcome == "put"
+    assert keepalive.check(consumer.ctx, INDEX).outcome == "current"  # found, adopted
+    assert swarm.count("get_direct") == 2
+
+
 def test_a_record_the_dht_holds_is_not_put_again(
     swarm: Swarm, publisher: Client, consumer: Client, folder: Path
 ) -> None:

@@ -107,3 +107,28 @@ def test_the_tables_join_an_existing_database_and_survive_a_reopen(tmp_path: Pat
         # Follows add tables without bumping the state schema.
         expected = (str(SCHEMA_VERSION),)
         assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == expected
+
+
+def test_next_due_is_the_earliest_poll_of_what_is_followed(tmp_path: Path) -> None:
+    follows = Follows(State(tmp_path / "state.db"))
+
+    assert follows.next_due() is None
+    follows.follow(KEY, None, 0.0)
+    follows.remember_index(index(1, "a", "b"))
+    follows.follow(OTHER, "c", 70.0)
+    assert follows.next_due() == 0.0  # the index and "a" were never polled
+    follows.schedule(KEY, INDEX_TARGET, next_poll=50, polled_at=1)
+    follows.schedule(KEY, "a", next_poll=30, polled_at=1)
+    assert follows.next_due() == 0.0  # "b" still never polled
+    follows.schedule(KEY, "b", next_poll=40, polled_at=1)
+    assert follows.next_due() == 30
+    follows.schedule(KEY, "a", next_poll=float("inf"), polled_at=2, error="x", stopped="x")
+    assert follows.next_due() == 40  # a stopped model is not waited for
+    follows.schedule(KEY, "b", next_poll=90, polled_at=3)
+    assert follows.next_due() == 50  # the index's own poll
+    follows.remember_index(index(2, "a"))  # "b" left the index: followed until acknowledged
+    follows.schedule(KEY, INDEX_TARGET, next_poll=95, polled_at=4)
+    assert follows.next_due() == 70  # OTHER/c, followed by name
+    follows.acknowledge_removed([(KEY, "b")])
+    follows.schedule(OTHER, "c", next_poll=99, polled_at=5)
+    assert follows.next_due() == 95

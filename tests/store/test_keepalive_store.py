@@ -121,3 +121,24 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     assert running_daemon(tmp_path) is None
     with HomeLock(tmp_path):  # the pid left in the file does not matter
         assert running_daemon(tmp_path) is not None
+
+
+def test_seeds_version_moves_with_what_is_served_not_with_other_writes(tmp_path: Path) -> None:
+    from hubless.store.follows import INDEX_TARGET, Follows
+    from hubless.store.state import SeedEntry
+
+    daemon_side, other = State(tmp_path / "state.db"), State(tmp_path / "state.db")
+    empty = daemon_side.seeds_version()
+    entry = SeedEntry(b"\x01" * 20, "content", KEY.public, "tiny", 1, b"d4:infoe", tmp_path)
+    other.add_seed(entry)
+    served = daemon_side.seeds_version()
+    assert served != empty
+    version = daemon_side.data_version()
+    Follows(other).schedule(KEY.public, INDEX_TARGET, next_poll=60, polled_at=1)
+    other.add_seed(entry)  # the same torrent again
+    assert daemon_side.data_version() != version  # another connection wrote ...
+    assert daemon_side.seeds_version() == served  # ... nothing a daemon serves
+    other.remove_seed(entry.infohash)
+    assert daemon_side.seeds_version() == empty
+    daemon_side.close()
+    other.close()
