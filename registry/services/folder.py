@@ -147,7 +147,8 @@ def _refusal(folder: Path, refused: list[tuple[str, str]], follow_links: bool) -
             "Hugging Face cache snapshot)"
         )
     return UsageError(
-        f"cannot publish {folder}: {len(refused)} entries would not be published as "
+        f"cannot publish {folder}: {len(refused)} "
+        f"{'entry' if len(refused) == 1 else 'entries'} would not be published as "
         f"files: {named}{more}",
         hint=hint,
     )

@@ -264,7 +264,11 @@ def _copy_in(ctx: Context, folder: Path, files: tuple[FileEntry, ...]) -> None:
     """
     needed = [f for f in files if not ctx.cache.has_blob(f)]
     ctx.cache.check_space(sum(f.size for f in needed), what="keeping a copy of the files")
-    ctx.emit(Event("cache", f"keeping a copy of {len(needed)} files in the cache"))
+    if needed:
+        count = f"{len(needed)} file" + ("s" if len(needed) != 1 else "")
+        ctx.emit(Event("cache", f"keeping a copy of {count} in the cache"))
+    else:
+        ctx.emit(Event("cache", "every file is already in the cache"))
     wait = ctx.config.transfer_timeout
     with ctx.cache.locks.hold(GC, shared=True, timeout=wait, what="the cache (a prune runs)"):
         for entry in needed:
