@@ -23,7 +23,15 @@ from ..core.refs import Reference
 from .cached import model_versions, remove
 from .context import Context
 from .events import Event
-from .poll import DEFAULT_POLICY, NewVersion, PollPolicy, deliver, fetch_version, poll_follows
+from .poll import (
+    DEFAULT_POLICY,
+    NewVersion,
+    PollPolicy,
+    deliver,
+    fetch_failed,
+    fetch_version,
+    poll_follows,
+)
 
 HOOK_TIMEOUT = 3600.0  # seconds a hook may run before it is stopped
 
@@ -70,7 +78,8 @@ def mirror_round(ctx: Context, options: MirrorOptions, now: float | None = None)
     """Poll what is due, fetch and deliver each new revision in order; return how many.
 
     A revision that fails to download (no peer, full disk, bad data) stops that model for
-    this round with an event; it is handed out again at the next poll.
+    this round with an event, and its error is kept for `following`; it is handed out
+    again at the next poll.
     """
     delivered = 0
     failed: set[tuple[str, str]] = set()
@@ -83,6 +92,7 @@ def mirror_round(ctx: Context, options: MirrorOptions, now: float | None = None)
             fetched = fetch_version(ctx, new)
         except HublessError as exc:
             failed.add(model)
+            fetch_failed(ctx, new, exc.message)
             ctx.emit(Event("mirror", f"could not fetch {new.reference}: {exc.message}"))
             continue
         done = Delivered(new, fetched.path, fetched.downloaded_bytes)

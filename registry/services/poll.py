@@ -166,6 +166,13 @@ def deliver(ctx: Context, new: NewVersion) -> None:
     Follows(ctx.state).deliver(m.publisher, m.name, m.seq)
 
 
+def fetch_failed(ctx: Context, new: NewVersion, error: str) -> None:
+    """Keep why `new` could not be fetched where `following` shows it; the next poll hands
+    it out again (and clears the error once a poll succeeds)."""
+    m = new.manifest.manifest
+    Follows(ctx.state).fetch_failed(m.publisher, m.name, f"could not fetch {m.version}: {error}")
+
+
 def _poll_index(
     ctx: Context,
     follows: Follows,

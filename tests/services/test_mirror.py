@@ -1,15 +1,20 @@
 """The mirror round a daemon runs (spec §8.7): every new version fetched in order, the hook
-and the program told once each, older snapshots beyond `keep` removed."""
+and the program told once each, older snapshots beyond `keep` removed, a full disk reported
+and retried."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
+import pytest
 from hubless.core.refs import Reference
 from hubless.services.client import Client
+from hubless.services.events import Event
 from hubless.services.mirror import Delivered, MirrorOptions, mirror_round
 from hubless.services.poll import PollPolicy
+from hubless.store import cache as cache_module
 
 from .conftest import PUBLISHER
 from .test_follow import KEY, A, Publishing, files
@@ -48,3 +53,42 @@ def test_a_round_fetches_each_new_version_in_order_and_keeps_the_newest_n(
     assert mirror_round(consumer.ctx, options, now) == 0  # nothing is told twice
     assert len(told) == 3
     assert consumer.resolve(Reference(PUBLISHER.public, A)).latest.manifest.seq == 3
+
+
+def test_a_full_disk_fails_the_fetch_clearly_leaves_nothing_and_the_next_poll_retries(
+    publisher: Client, consumer: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pub = Publishing(publisher, tmp_path / "work")
+    pub.release(A, "v1")
+    consumer.follow(KEY)
+    events: list[Event] = []
+    consumer.ctx.on_event = events.append
+    told: list[Delivered] = []
+    options = MirrorOptions(policy=POLICY, on_new_version=told.append)
+    usage = shutil.disk_usage
+    monkeypatch.setattr(  # the cache's disk has 1,000 bytes free: v1 needs about 51,000
+        cache_module.shutil, "disk_usage", lambda path: usage(path)._replace(free=1000)
+    )
+    now = time.time()
+    assert mirror_round(consumer.ctx, options, now) == 0
+    (failed,) = [e.message for e in events if "could not fetch" in e.message]
+    assert f"{KEY}/{A}@v1" in failed and "only 1,000 are free" in failed, failed
+    assert told == []
+    snapshots = consumer.cache.model_dir(PUBLISHER.public, A) / "snapshots"
+    assert not snapshots.exists() or not list(snapshots.iterdir())
+    assert not list(consumer.cache.blobs.iterdir())
+    assert not list(consumer.cache.partial_root.iterdir())
+    (model,) = consumer.following().models
+    assert model.poll is not None and model.poll.delivered_seq is None
+    assert model.poll.last_error is not None and "only 1,000 are free" in model.poll.last_error
+    retry_at = model.poll.next_poll
+    assert now < retry_at <= now + POLICY.interval * (1 + POLICY.jitter)  # no back-off
+
+    monkeypatch.undo()  # room was made
+    assert mirror_round(consumer.ctx, options, retry_at - 1) == 0  # not before its time
+    assert mirror_round(consumer.ctx, options, retry_at) == 1
+    assert [(d.version.reference.version, d.path.name) for d in told] == [("v1", "1")]
+    assert sorted(p.name for p in snapshots.iterdir()) == ["1"]
+    (model,) = consumer.following().models
+    assert model.poll is not None and model.poll.delivered_seq == 1
+    assert model.poll.last_error is None
