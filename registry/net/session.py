@@ -38,6 +38,7 @@ from ..core.errors import (
     IntegrityError,
     NetTimeoutError,
     NoPeersError,
+    StoppedError,
     StoreError,
     UsageError,
 )
@@ -458,7 +459,9 @@ class Session:
         """Payload bytes this session has downloaded for the torrent (not from disk)."""
         return int(self._handle(ih).status().total_payload_download)
 
-    def wait_finished(self, ih: bytes, timeout: float) -> Progress:
+    def wait_finished(
+        self, ih: bytes, timeout: float, *, cancel: threading.Event | None = None
+    ) -> Progress:
         """Block until every wanted piece is verified and written to its file.
 
         libtorrent reports a piece as had once its hash passed, which may be before the
@@ -470,12 +473,16 @@ class Session:
         `IntegrityError` when pieces failed their hash check and then no verified byte
         arrived for `BAD_DATA_NO_PEERS` seconds with no peer left (every peer that sent
         data was dropped for bad data) or `BAD_DATA_STALL` seconds in all (spec §8.4).
+        Raises `StoppedError` within `_POLL` seconds of `cancel` being set (a stopping
+        daemon must not wait for a download that can take an hour).
         """
         handle = self._handle(ih)
         deadline = time.monotonic() + timeout
         had_peers = False
         last_done, last_change = -1, time.monotonic()
         while True:
+            if cancel is not None and cancel.is_set():
+                raise StoppedError(f"the download of {ih.hex()} was stopped")
             progress = _status_progress(ih, handle.status())
             now = time.monotonic()
             with self._lock:

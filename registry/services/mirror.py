@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import HublessError
+from ..core.errors import HublessError, StoppedError
 from ..core.refs import Reference
 from .cached import model_versions, remove
 from .context import Context
@@ -29,6 +29,7 @@ from .poll import (
     PollPolicy,
     deliver,
     fetch_failed,
+    fetch_stopped,
     fetch_version,
     poll_follows,
 )
@@ -79,17 +80,34 @@ def mirror_round(ctx: Context, options: MirrorOptions, now: float | None = None)
 
     A revision that fails to download (no peer, full disk, bad data) stops that model for
     this round with an event, and its error is kept for `following`; it is handed out
-    again at the next poll.
+    again at the next poll. When `ctx.cancel` is set (the daemon stops), the round ends
+    before the next revision, or mid-download keeping what was verified, and the model is
+    due again at once for the next start.
     """
     delivered = 0
     failed: set[tuple[str, str]] = set()
-    for new in poll_follows(ctx, time.time() if now is None else now, policy=options.policy):
+    at = time.time() if now is None else now
+    found = poll_follows(ctx, at, policy=options.policy)
+    for i, new in enumerate(found):
         m = new.manifest.manifest
         model = (m.publisher.text, m.name)
         if model in failed:
             continue  # keep the order: no later revision before an earlier one
         try:
+            if ctx.cancel.is_set():
+                raise StoppedError("stopping")
             fetched = fetch_version(ctx, new)
+        except StoppedError:
+            for left in found[i:]:
+                fetch_stopped(ctx, left, at)
+            ctx.emit(
+                Event(
+                    "mirror",
+                    f"stopped before holding {new.reference}: what was verified stays, "
+                    "the download goes on at the next start",
+                )
+            )
+            return delivered
         except HublessError as exc:
             failed.add(model)
             fetch_failed(ctx, new, exc.message)

@@ -125,6 +125,8 @@ def poll_follows(
     follows = Follows(ctx.state)
     for followed in follows.publishers():
         poll = followed.poll
+        if ctx.cancel.is_set():
+            return []  # what was not polled stays due
         if poll is None or poll.next_poll <= now:
             _poll_index(ctx, follows, followed.publisher, now, policy, rng)
     found: list[NewVersion] = []
@@ -132,6 +134,8 @@ def poll_follows(
         poll = model.poll
         if poll is not None and (poll.stopped is not None or poll.next_poll > now):
             continue
+        if ctx.cancel.is_set():
+            break
         found += _poll_model(ctx, follows, model, now, policy, rng)
     return found
 
@@ -164,6 +168,13 @@ def deliver(ctx: Context, new: NewVersion) -> None:
     """Mark `new` as held by the follower: later polls list only revisions after it."""
     m = new.manifest.manifest
     Follows(ctx.state).deliver(m.publisher, m.name, m.seq)
+
+
+def fetch_stopped(ctx: Context, new: NewVersion, now: float) -> None:
+    """The fetch of `new` was stopped with its process: poll the model again as soon as a
+    process runs (the next start goes on with the download at once, not an interval later)."""
+    m = new.manifest.manifest
+    Follows(ctx.state).due(m.publisher, m.name, now)
 
 
 def fetch_failed(ctx: Context, new: NewVersion, error: str) -> None:

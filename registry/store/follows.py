@@ -378,6 +378,14 @@ class Follows:
                 (error, publisher.text, name),
             )
 
+    def due(self, publisher: PublicKey, target: str, at: float) -> None:
+        """Poll `target` again at `at` (Unix seconds), whatever was scheduled."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE follow_polls SET next_poll=? WHERE publisher=? AND target=?",
+                (at, publisher.text, target),
+            )
+
     def deliver(self, publisher: PublicKey, name: str, seq: int) -> None:
         """The follower holds revision `seq` of `name` now; never moves backwards."""
         with self._tx() as db:

@@ -17,7 +17,7 @@ from hubless.services.poll import PollPolicy
 from hubless.store import cache as cache_module
 
 from .conftest import PUBLISHER
-from .test_follow import KEY, A, Publishing, files
+from .test_follow import KEY, A, B, Publishing, files
 
 POLICY = PollPolicy(interval=100.0, max_backoff=1000.0, jitter=0.1)
 
@@ -92,3 +92,35 @@ def test_a_full_disk_fails_the_fetch_clearly_leaves_nothing_and_the_next_poll_re
     (model,) = consumer.following().models
     assert model.poll is not None and model.poll.delivered_seq == 1
     assert model.poll.last_error is None
+
+
+def test_a_stop_mid_download_gives_it_up_and_the_next_start_goes_on_at_once(
+    publisher: Client, consumer: Client, tmp_path: Path
+) -> None:
+    pub = Publishing(publisher, tmp_path / "work")
+    pub.release(A, "v1")
+    pub.release(B, "v1")
+    consumer.follow(KEY)
+    seen: list[str] = []
+
+    def stop_mid_download(event: Event) -> None:
+        seen.append(event.message)
+        if event.stage == "download":  # the daemon is asked to stop while A downloads
+            consumer.ctx.cancel.set()
+
+    consumer.ctx.on_event = stop_mid_download
+    told: list[Delivered] = []
+    options = MirrorOptions(policy=POLICY, on_new_version=told.append)
+    now = time.time()
+    assert mirror_round(consumer.ctx, options, now) == 0
+    assert any(f"stopped before holding {KEY}/{A}@v1" in m for m in seen), seen
+    assert not any("could not fetch" in m for m in seen)  # a stop is not a failure
+    assert told == [] and not list(consumer.cache.blobs.iterdir())
+    for model in consumer.following().models:  # both due at once for the next start
+        assert model.poll is not None and model.poll.next_poll <= now, model
+        assert model.poll.last_error is None and model.poll.delivered_seq is None
+
+    consumer.ctx.cancel.clear()  # the next start
+    consumer.ctx.on_event = lambda event: None
+    assert mirror_round(consumer.ctx, options, now + 1) == 2
+    assert sorted(d.version.reference.name for d in told) == [A, B]
