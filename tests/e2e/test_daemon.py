@@ -56,6 +56,20 @@ class Daemon:
         """Monotonic time of the first event containing `text`; fails after `timeout` s."""
         return self.wait_until(lambda message, _: text in message, repr(text), timeout)[0]
 
+    def stop(self, timeout: float = 90.0) -> int:
+        """SIGTERM; the exit code. A daemon still running after `timeout` seconds (lookups
+        under way are each bounded by the 30 s DHT timeout) fails the test with its log."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            time.sleep(0.5)  # the reader thread takes the last lines
+            while not self.events.empty():
+                self.seen.append(self.events.get()[1])
+            raise AssertionError(f"not stopped in {timeout:g}s; its log: {self.seen}") from None
+
     def wait_until(
         self,
         condition: Callable[[str, dict[str, Any]], bool],

@@ -1,10 +1,10 @@
 """A mirror is a daemon with follows (spec §8.7), across processes on a loopback testnet.
 
 It fetches every new version of what it follows, keeps the records alive, and serves all of
-it while the publisher is gone and every DHT node has forgotten everything. Killed with
-SIGKILL mid-download it finishes without fetching again what was verified; offline while
-versions came out it catches up on each, in order; a dead publisher and dead DHT nodes do
-not stop it.
+it while the publisher is gone and every DHT node has forgotten everything. Stopped
+(SIGTERM) or killed (SIGKILL) mid-download, it finishes without fetching again what was
+verified; offline while versions came out it catches up on each, in order; a dead
+publisher and dead DHT nodes do not stop it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ from hubless.lab.modelgen import make_model
 from tests.conftest import RunningTestnet, start_testnet, stop_process
 
 from . import cli
-from .test_daemon import HAS_VERBATIM_PUT, model, new_key, own_testnet, start_daemon
+from .test_daemon import (
+    HAS_VERBATIM_PUT,
+    Daemon,
+    model,
+    new_key,
+    own_testnet,
+    start_daemon,
+)
 from .test_main_job import verified_bytes_on_disk
 
 pytestmark = pytest.mark.e2e
@@ -112,59 +119,80 @@ def test_the_exec_hook_runs_once_per_new_version_and_may_fail(
     assert daemon.proc.poll() is None  # a failing hook does not stop the daemon
 
 
-def test_a_mirror_killed_mid_download_finishes_it_without_fetching_again(
+def test_a_mirror_stopped_then_killed_mid_download_finishes_without_fetching_again(
     testnet: RunningTestnet, tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
     publisher, mirror = tmp_path / "publisher", tmp_path / "mirror"
     key = new_key(publisher, testnet)
-    # The publisher serves at 4 MB/s: the 32 MiB take about 8 s, time to kill mid-way.
+    # The publisher serves at 4 MB/s: the 32 MiB take about 8 s, time to stop mid-way twice.
     start_daemon(publisher, testnet, processes, "--upload-limit", str(RATE))
     folder = tmp_path / "big"
     make_model(folder, seed=51, size=32 << 20, shards=1)
     total = sum(p.stat().st_size for p in folder.iterdir())
     v1 = cli.run(publisher, testnet, "publish", folder, "--name", "big", "--version", "v1")
-    cli.run(mirror, testnet, "follow", key)
-    first = start_daemon(mirror, testnet, processes, "--poll-interval", f"{POLL:g}")
-    _, event = first.wait_until(
-        lambda _, e: e.get("event") == "download" and e.get("done", 0) >= total // 2,
-        "with half of the model downloaded",
-        timeout=2 * POLL + 30,
-    )
-    first.proc.send_signal(signal.SIGKILL)
-    first.proc.wait(10)
-    assert not [m for m in first.seen if "now holds" in m]
-    done_at_kill = int(event["done"])
-    assert done_at_kill < total, "the download was complete before the kill"
+    ih = v1["content_infohash"]
     snapshots = mirror / "cache" / "models" / key / "big" / "snapshots"
+    cli.run(mirror, testnet, "follow", key)
+    poll = ("--poll-interval", f"{POLL:g}")
+
+    # 1. SIGTERM a quarter of the way: the daemon stops now, not once the download is done.
+    first = start_daemon(mirror, testnet, processes, *poll)
+    _downloaded_past(first, total // 4)
+    assert first.stop() == 0
+    first.wait_for("stopped before holding", timeout=5)
+    first.wait_for(f"daemon {first.proc.pid} stopped", timeout=5)
+    assert not [m for m in first.seen if "now holds" in m], "it finished instead of stopping"
+    assert not list(snapshots.glob("*")), "a half download looks finished"
+    stopped_with, _ = verified_bytes_on_disk(mirror, ih)
+    assert 0 < stopped_with < total
+
+    # 2. SIGKILL two thirds of the way, after the restart went on from what was verified.
+    second = start_daemon(mirror, testnet, processes, *poll)
+    done_at_kill = _downloaded_past(second, total * 2 // 3)
+    second.proc.send_signal(signal.SIGKILL)
+    second.proc.wait(10)
+    assert done_at_kill < total, "the download was complete before the kill"
+    assert not [m for m in second.seen if "now holds" in m]
     assert not list(snapshots.glob("*")), "a half download looks finished"
     # Verified pieces on disk: what a restart must not fetch again (SIGKILL loses what
     # libtorrent had not yet written; see the killed pull of the main job).
-    on_disk, piece = verified_bytes_on_disk(mirror, v1["content_infohash"])
-    assert on_disk > 2 * RATE, "too little reached the disk before the kill"
+    on_disk, piece = verified_bytes_on_disk(mirror, ih)
+    assert on_disk >= stopped_with + 2 * RATE, "the second run did not go on with the first"
 
-    second = start_daemon(mirror, testnet, processes, "--poll-interval", f"{POLL:g}")
-    second.wait_for(f"now holds {key}/big@v1", timeout=2 * POLL + 30)
+    # 3. The last start finishes: the rest only, one snapshot, one delivery, verified.
+    third = start_daemon(mirror, testnet, processes, *poll)
+    third.wait_for(f"now holds {key}/big@v1", timeout=2 * POLL + 30)
     held_at = time.time()
-    line = second.seen[-1]
+    line = third.seen[-1]
     found = re.search(r"([\d,]+) bytes downloaded", line)
     assert found is not None, line
     downloaded = int(found[1].replace(",", ""))
     # No piece that was verified on disk is fetched again; a few in flight at the kill may be.
     assert downloaded <= total - on_disk + 4 * piece, (downloaded, on_disk, total)
     assert downloaded + on_disk >= total  # the restart fetched the rest
-    # Both runs together, as the publisher counts what it sent: the model, plus what the
-    # killed run had in flight (received, not yet verified or written), under 2 s of transfer
-    # (fetching the verified part again would be more: see `on_disk` above).
-    sent = _uploaded_since(publisher, testnet, v1["content_infohash"], held_at)
-    assert total <= sent <= total + 2 * RATE, (sent, total, done_at_kill, on_disk)
+    # All runs together, as the publisher counts what it sent: the model, plus what each
+    # interrupted run had in flight (received, not yet verified or written), under 2 s of
+    # transfer each (fetching a verified part again would be more: see `on_disk` above).
+    sent = _uploaded_since(publisher, testnet, ih, held_at)
+    assert total <= sent <= total + 2 * 2 * RATE, (sent, total, stopped_with, on_disk)
 
     time.sleep(POLL + 1)  # more rounds: nothing is delivered twice
-    assert [m for m in second.seen if "now holds" in m] == [line]
+    assert [m for m in third.seen if "now holds" in m] == [line]
     assert sorted(p.name for p in snapshots.iterdir()) == ["1"]
     assert not list((mirror / "cache" / "partial").iterdir())
     assert cli.run(mirror, testnet, "verify", snapshots / "1", "--publisher", key)["ok"]
     (followed,) = cli.run(mirror, testnet, "following")["models"]
     assert (followed["name"], followed["held_seq"], followed["error"]) == ("big", 1, None)
+
+
+def _downloaded_past(daemon: Daemon, done: int) -> int:
+    """Wait for a download progress line of `daemon` past `done` bytes; its bytes done."""
+    _, event = daemon.wait_until(
+        lambda _, e: e.get("event") == "download" and e.get("done", 0) >= done,
+        f"with {done:,} bytes downloaded",
+        timeout=2 * POLL + 30,
+    )
+    return int(event["done"])
 
 
 def _uploaded_since(home: Path, net: RunningTestnet, infohash: str, since: float) -> int:
@@ -191,8 +219,7 @@ def test_a_mirror_offline_for_three_versions_catches_up_in_order(
     poll = ("--poll-interval", f"{POLL:g}")
     before = start_daemon(mirror, testnet, processes, *poll)
     before.wait_for(f"now holds {key}/m@v1", timeout=2 * POLL + 20)
-    before.proc.send_signal(signal.SIGTERM)
-    assert before.proc.wait(90) == 0  # the mirror is offline
+    assert before.stop() == 0  # the mirror is offline
 
     for version in ("v2", "v3", "v4"):
         publish(publisher, testnet, model(folder, version), "m", version)
