@@ -99,7 +99,7 @@ def mirror_round(ctx: Context, options: MirrorOptions, now: float | None = None)
             fetched = fetch_version(ctx, new)
         except StoppedError:
             for left in found[i:]:
-                fetch_stopped(ctx, left, at)
+                fetch_stopped(ctx, left)
             ctx.emit(
                 Event(
                     "mirror",

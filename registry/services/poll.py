@@ -24,6 +24,7 @@ from ..core.errors import (
     HistoryRewriteError,
     HublessError,
     NetTimeoutError,
+    StoppedError,
     UsageError,
 )
 from ..core.keys import PublicKey
@@ -65,6 +66,7 @@ class PollPolicy:
 
 
 DEFAULT_POLICY = PollPolicy()
+DUE_AT_ONCE = 0.0  # a next poll time (Unix seconds) that every clock has passed
 
 
 @dataclass(frozen=True)
@@ -158,10 +160,27 @@ def next_poll_due(ctx: Context) -> float | None:
 def fetch_version(ctx: Context, new: NewVersion) -> Fetched:
     """Download the files of `new` not in the cache, verify each, build and seed its snapshot.
 
-    No lookup: `new.manifest` passed every rule already. Raises what `fetch_release` raises;
-    call `deliver` only after this returned.
+    No lookup: `new.manifest` passed every rule already. While it runs, the model is due at
+    once: a process killed meanwhile goes on with the download at its next start, not a
+    poll interval later. The schedule comes back when it returns or fails; a stop
+    (`StoppedError`) leaves it due. Raises what `fetch_release` raises; call `deliver` only
+    after this returned.
     """
-    return fetch_release(ctx, new.manifest)
+    m = new.manifest.manifest
+    follows = Follows(ctx.state)
+    poll = follows.poll(m.publisher, m.name)
+    follows.due(m.publisher, m.name, DUE_AT_ONCE)
+    try:
+        fetched = fetch_release(ctx, new.manifest)
+    except StoppedError:
+        raise
+    except HublessError:
+        if poll is not None:
+            follows.due(m.publisher, m.name, poll.next_poll)
+        raise
+    if poll is not None:
+        follows.due(m.publisher, m.name, poll.next_poll)
+    return fetched
 
 
 def deliver(ctx: Context, new: NewVersion) -> None:
@@ -170,11 +189,11 @@ def deliver(ctx: Context, new: NewVersion) -> None:
     Follows(ctx.state).deliver(m.publisher, m.name, m.seq)
 
 
-def fetch_stopped(ctx: Context, new: NewVersion, now: float) -> None:
-    """The fetch of `new` was stopped with its process: poll the model again as soon as a
-    process runs (the next start goes on with the download at once, not an interval later)."""
+def fetch_stopped(ctx: Context, new: NewVersion) -> None:
+    """`new` was left unfetched by a process that stops: poll its model again as soon as a
+    process runs (the next start goes on with it at once, not an interval later)."""
     m = new.manifest.manifest
-    Follows(ctx.state).due(m.publisher, m.name, now)
+    Follows(ctx.state).due(m.publisher, m.name, DUE_AT_ONCE)
 
 
 def fetch_failed(ctx: Context, new: NewVersion, error: str) -> None:

@@ -124,3 +124,34 @@ def test_a_stop_mid_download_gives_it_up_and_the_next_start_goes_on_at_once(
     consumer.ctx.on_event = lambda event: None
     assert mirror_round(consumer.ctx, options, now + 1) == 2
     assert sorted(d.version.reference.name for d in told) == [A, B]
+
+
+class Killed(BaseException):
+    """The process dies here (what SIGKILL does, as far as the store can tell)."""
+
+
+def test_a_process_killed_mid_download_leaves_the_model_due_at_once(
+    publisher: Client, consumer: Client, tmp_path: Path
+) -> None:
+    pub = Publishing(publisher, tmp_path / "work")
+    pub.release(A, "v1")
+    consumer.follow(f"{KEY}/{A}")
+
+    def die_mid_download(event: Event) -> None:
+        if event.stage == "download":
+            raise Killed
+
+    consumer.ctx.on_event = die_mid_download
+    options = MirrorOptions(policy=POLICY)
+    now = time.time()
+    with pytest.raises(Killed):
+        mirror_round(consumer.ctx, options, now)
+    (model,) = consumer.following().models
+    # Not an interval later: the next start goes on with the download at once.
+    assert model.poll is not None and model.poll.next_poll <= now
+    assert model.poll.delivered_seq is None
+    consumer.ctx.on_event = lambda event: None
+    assert mirror_round(consumer.ctx, options, now + 1) == 1
+    (model,) = consumer.following().models
+    assert model.poll is not None and model.poll.delivered_seq == 1
+    assert now + 1 < model.poll.next_poll  # held: back to the poll interval
