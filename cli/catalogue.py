@@ -83,8 +83,10 @@ def following(app: App) -> None:
             line += "  REMOVED from the publisher's index: no longer followed"
         if m["stopped"]:
             line += f"  STOPPED: {m['stopped']}"
-        elif m["error"]:
+        elif m["error"] and m["failures"]:
             line += f"  last poll failed: {m['error']}"
+        elif m["error"]:  # the poll worked, the download did not: "could not fetch ..."
+            line += f"  {m['error']}"
         lines.append(line)
     text = "\n".join(lines) if lines else "nothing followed (hubless follow KEY[/NAME])"
     app.renderer.result(s, text, value="\n".join(m["reference"] for m in s["models"]))

@@ -61,11 +61,12 @@ def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
             return line
 
 
-def start_testnet(nodes: int = TESTNET_NODES) -> RunningTestnet:
-    """Start a testnet process on free loopback ports and wait until it is serving."""
+def start_testnet(nodes: int = TESTNET_NODES, port: int = 0) -> RunningTestnet:
+    """Start a testnet process on loopback and wait until it is serving; node i listens on
+    `port` + i (0: any free ports)."""
     from hubless.net.testnet import spawn_testnet
 
-    proc, bootstrap = spawn_testnet(nodes, "127.0.0.1", _STARTUP_TIMEOUT)
+    proc, bootstrap = spawn_testnet(nodes, "127.0.0.1", _STARTUP_TIMEOUT, port)
     return RunningTestnet(bootstrap, nodes, proc)
 
 

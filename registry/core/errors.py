@@ -161,3 +161,8 @@ class KeyStoreError(LocalError):
 
 class StoreError(LocalError):
     """The local state database or cache is unusable."""
+
+
+class StoppedError(LocalError):
+    """Work given up because this process is stopping (a daemon asked to stop mid-download);
+    what was verified stays on disk, and the work goes on at the next start."""

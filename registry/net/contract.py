@@ -9,6 +9,7 @@ them: verification is the trusted side's job (`hubless.core.trust`), never the a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
@@ -166,7 +167,12 @@ class Network(Protocol):
         """Fetch a torrent from peers and from `web_seeds` (spec §5.8) into `save_path`."""
         ...
 
-    def wait_finished(self, ih: bytes, timeout: float) -> Progress: ...
+    def wait_finished(
+        self, ih: bytes, timeout: float, *, cancel: threading.Event | None = ...
+    ) -> Progress:
+        """Block until every wanted piece is verified and on disk, at most `timeout` seconds;
+        raises `StoppedError` soon after `cancel` is set (the torrent stays added)."""
+        ...
 
     def progress(self, ih: bytes) -> Progress: ...
 

@@ -39,6 +39,7 @@ from ..core.errors import (
     IntegrityError,
     NetTimeoutError,
     NoPeersError,
+    StoppedError,
     StoreError,
     UsageError,
 )
@@ -526,7 +527,9 @@ class Session:
         else:
             handle.unset_flags(lt.torrent_flags.super_seeding)
 
-    def wait_finished(self, ih: bytes, timeout: float) -> Progress:
+    def wait_finished(
+        self, ih: bytes, timeout: float, *, cancel: threading.Event | None = None
+    ) -> Progress:
         """Block until every wanted piece is verified and written to its file.
 
         libtorrent reports a piece as had once its hash passed, which may be before the
@@ -538,7 +541,9 @@ class Session:
         `IntegrityError` when pieces failed their hash check and then no verified byte
         arrived for `BAD_DATA_NO_PEERS` seconds with no BitTorrent peer left (every peer
         that sent bad data was dropped; a wrong web seed is named) or `BAD_DATA_STALL`
-        seconds in all (spec §8.4).
+        seconds in all (spec §8.4). Raises `StoppedError` within `_POLL` seconds of
+        `cancel` being set (a stopping daemon must not wait for a download that can take an
+        hour).
         """
         handle = self._handle(ih)
         started = time.monotonic()
@@ -546,6 +551,8 @@ class Session:
         had_peers = False
         last_done, last_change = -1, started
         while True:
+            if cancel is not None and cancel.is_set():
+                raise StoppedError(f"the download of {ih.hex()} was stopped")
             progress = _status_progress(ih, handle.status())
             now = time.monotonic()
             with self._lock:

@@ -166,9 +166,14 @@ class Testnet:
 
 
 def spawn_testnet(
-    nodes: int = 8, host: str = "127.0.0.1", timeout: float = 60.0
+    nodes: int = 8, host: str = "127.0.0.1", timeout: float = 60.0, port: int = 0
 ) -> tuple[subprocess.Popen[str], list[str]]:
-    """Run a testnet in a child process; return it and its bootstrap endpoints once serving."""
+    """Run a testnet in a child process; return it and its bootstrap endpoints once serving.
+
+    `port`: node i listens on `port` + i (0: any free ports), so that a testnet stopped and
+    started again on the same ports looks to its clients like nodes that were unreachable
+    for a while. Raises `NetTimeoutError` when it does not serve within `timeout` seconds
+    (a port already taken makes it exit)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -179,6 +184,8 @@ def spawn_testnet(
             str(nodes),
             "--host",
             host,
+            "--port",
+            str(port),
         ],
         stdout=subprocess.PIPE,
         text=True,

@@ -37,6 +37,9 @@ class Context:
     # False in one-shot processes: torrents go into the seeds table for the home's daemon,
     # and this process neither serves nor announces them (it exits soon; spec §8.5).
     serve: bool = True
+    # Set when this process stops (a daemon's SIGTERM): a download under way gives up with
+    # `StoppedError`, keeping what it verified; rounds of work end between their steps.
+    cancel: threading.Event = field(default_factory=threading.Event)
     _network: Network | None = field(default=None, repr=False)
     _seeding: set[bytes] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -93,6 +93,7 @@ class Daemon:
         shared = source if isinstance(source, Context) else source.ctx
         self.shared = shared
         self._on_event = on_event or shared.on_event
+        self._stop = threading.Event()  # also every context's `cancel`: stop cuts work short
         # The loop thread and each worker get their own state connection (one SQLite
         # connection must not run two threads' transactions at once); all share the caller's
         # network session.
@@ -107,7 +108,6 @@ class Daemon:
         self.poll_interval = poll_interval
         self.stats_interval = stats_interval
         self._lock = HomeLock(self.ctx.config.data_dir)
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._serving: dict[bytes, SeedEntry] = {}
         self._missing: set[bytes] = set()
@@ -132,6 +132,7 @@ class Daemon:
             network_factory=lambda timeout: shared.network,
             on_event=self._on_event,
             serve=True,
+            cancel=self._stop,
         )
 
     def _worker_context(self) -> Context:
@@ -172,7 +173,10 @@ class Daemon:
         return self
 
     def stop(self) -> None:
-        """Stop the loop, stop serving, remove the daemon row and release the lock."""
+        """Stop the loop, stop serving, remove the daemon row and release the lock.
+
+        A mirror's download under way gives up at once, keeping what it verified (the next
+        start goes on with it); lookups under way finish, each bounded by its timeout."""
         if self._thread is None:
             return
         self._stop.set()

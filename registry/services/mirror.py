@@ -18,12 +18,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import HublessError
+from ..core.errors import HublessError, StoppedError
 from ..core.refs import Reference
 from .cached import model_versions, remove
 from .context import Context
 from .events import Event
-from .poll import DEFAULT_POLICY, NewVersion, PollPolicy, deliver, fetch_version, poll_follows
+from .poll import (
+    DEFAULT_POLICY,
+    NewVersion,
+    PollPolicy,
+    deliver,
+    fetch_failed,
+    fetch_stopped,
+    fetch_version,
+    poll_follows,
+)
 
 HOOK_TIMEOUT = 3600.0  # seconds a hook may run before it is stopped
 
@@ -70,19 +79,38 @@ def mirror_round(ctx: Context, options: MirrorOptions, now: float | None = None)
     """Poll what is due, fetch and deliver each new revision in order; return how many.
 
     A revision that fails to download (no peer, full disk, bad data) stops that model for
-    this round with an event; it is handed out again at the next poll.
+    this round with an event, and its error is kept for `following`; it is handed out
+    again at the next poll. When `ctx.cancel` is set (the daemon stops), the round ends
+    before the next revision, or mid-download keeping what was verified, and the model is
+    due again at once for the next start.
     """
     delivered = 0
     failed: set[tuple[str, str]] = set()
-    for new in poll_follows(ctx, time.time() if now is None else now, policy=options.policy):
+    at = time.time() if now is None else now
+    found = poll_follows(ctx, at, policy=options.policy)
+    for i, new in enumerate(found):
         m = new.manifest.manifest
         model = (m.publisher.text, m.name)
         if model in failed:
             continue  # keep the order: no later revision before an earlier one
         try:
+            if ctx.cancel.is_set():
+                raise StoppedError("stopping")
             fetched = fetch_version(ctx, new)
+        except StoppedError:
+            for left in found[i:]:
+                fetch_stopped(ctx, left)
+            ctx.emit(
+                Event(
+                    "mirror",
+                    f"stopped before holding {new.reference}: what was verified stays, "
+                    "the download goes on at the next start",
+                )
+            )
+            return delivered
         except HublessError as exc:
             failed.add(model)
+            fetch_failed(ctx, new, exc.message)
             ctx.emit(Event("mirror", f"could not fetch {new.reference}: {exc.message}"))
             continue
         done = Delivered(new, fetched.path, fetched.downloaded_bytes)

@@ -24,6 +24,7 @@ from ..core.errors import (
     HistoryRewriteError,
     HublessError,
     NetTimeoutError,
+    StoppedError,
     UsageError,
 )
 from ..core.keys import PublicKey
@@ -65,6 +66,7 @@ class PollPolicy:
 
 
 DEFAULT_POLICY = PollPolicy()
+DUE_AT_ONCE = 0.0  # a next poll time (Unix seconds) that every clock has passed
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def poll_follows(
     follows = Follows(ctx.state)
     for followed in follows.publishers():
         poll = followed.poll
+        if ctx.cancel.is_set():
+            return []  # what was not polled stays due
         if poll is None or poll.next_poll <= now:
             _poll_index(ctx, follows, followed.publisher, now, policy, rng)
     found: list[NewVersion] = []
@@ -132,6 +136,8 @@ def poll_follows(
         poll = model.poll
         if poll is not None and (poll.stopped is not None or poll.next_poll > now):
             continue
+        if ctx.cancel.is_set():
+            break
         found += _poll_model(ctx, follows, model, now, policy, rng)
     return found
 
@@ -147,16 +153,47 @@ def next_poll_due(ctx: Context) -> float | None:
 def fetch_version(ctx: Context, new: NewVersion) -> Fetched:
     """Download the files of `new` not in the cache, verify each, build and seed its snapshot.
 
-    No lookup: `new.manifest` passed every rule already. Raises what `fetch_release` raises;
-    call `deliver` only after this returned.
+    No lookup: `new.manifest` passed every rule already. While it runs, the model is due at
+    once: a process killed meanwhile goes on with the download at its next start, not a
+    poll interval later. The schedule comes back when it returns or fails; a stop
+    (`StoppedError`) leaves it due. Raises what `fetch_release` raises; call `deliver` only
+    after this returned.
     """
-    return fetch_release(ctx, new.manifest)
+    m = new.manifest.manifest
+    follows = Follows(ctx.state)
+    poll = follows.poll(m.publisher, m.name)
+    follows.due(m.publisher, m.name, DUE_AT_ONCE)
+    try:
+        fetched = fetch_release(ctx, new.manifest)
+    except StoppedError:
+        raise
+    except HublessError:
+        if poll is not None:
+            follows.due(m.publisher, m.name, poll.next_poll)
+        raise
+    if poll is not None:
+        follows.due(m.publisher, m.name, poll.next_poll)
+    return fetched
 
 
 def deliver(ctx: Context, new: NewVersion) -> None:
     """Mark `new` as held by the follower: later polls list only revisions after it."""
     m = new.manifest.manifest
     Follows(ctx.state).deliver(m.publisher, m.name, m.seq)
+
+
+def fetch_stopped(ctx: Context, new: NewVersion) -> None:
+    """`new` was left unfetched by a process that stops: poll its model again as soon as a
+    process runs (the next start goes on with it at once, not an interval later)."""
+    m = new.manifest.manifest
+    Follows(ctx.state).due(m.publisher, m.name, DUE_AT_ONCE)
+
+
+def fetch_failed(ctx: Context, new: NewVersion, error: str) -> None:
+    """Keep why `new` could not be fetched where `following` shows it; the next poll hands
+    it out again (and clears the error once a poll succeeds)."""
+    m = new.manifest.manifest
+    Follows(ctx.state).fetch_failed(m.publisher, m.name, f"could not fetch {m.version}: {error}")
 
 
 def _poll_index(

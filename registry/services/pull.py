@@ -464,7 +464,7 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
     )
     what = f"{manifest.name} {manifest.version}"
     try:
-        net.wait_finished(ih, ctx.config.transfer_timeout)
+        net.wait_finished(ih, ctx.config.transfer_timeout, cancel=ctx.cancel)
         downloaded = net.payload_downloaded(ih)
     except NoPeersError as exc:
         raise NoPeersError(

@@ -378,6 +378,24 @@ class Follows:
         assert poll is not None
         return poll
 
+    def fetch_failed(self, publisher: PublicKey, name: str, error: str) -> None:
+        """A revision of `name` was found but could not be fetched (a full disk, no peer):
+        keep `error` for `following` to show. The schedule stays: the poll itself worked,
+        and its next success clears the error."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE follow_polls SET last_error=? WHERE publisher=? AND target=?",
+                (error, publisher.text, name),
+            )
+
+    def due(self, publisher: PublicKey, target: str, at: float) -> None:
+        """Poll `target` again at `at` (Unix seconds), whatever was scheduled."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE follow_polls SET next_poll=? WHERE publisher=? AND target=?",
+                (at, publisher.text, target),
+            )
+
     def deliver(self, publisher: PublicKey, name: str, seq: int) -> None:
         """The follower holds revision `seq` of `name` now; never moves backwards."""
         with self._tx() as db:

@@ -129,3 +129,23 @@ def test_search_by_tag_and_description(hubless: Hubless, swarm: Swarm) -> None:
     ]
     code, out, _ = run(hubless, swarm, "-q", "search", "chat", "en")
     assert out.split() == [f"{KEY}/chat@v2"]
+
+
+@pytest.mark.usefixtures("published")
+def test_following_tells_a_failed_lookup_from_a_failed_download(
+    hubless: Hubless, swarm: Swarm, home: Path
+) -> None:
+    from hubless.store.follows import Follows
+
+    run(hubless, swarm, "follow", f"{KEY}/chat")
+    run(hubless, swarm, "follow", f"{KEY}/speech")
+    with Client(Config.resolve({}, home=home), network=swarm.node()) as client:
+        follows = Follows(client.state)
+        follows.schedule(PUBLISHER.public, "chat", next_poll=1.0, polled_at=0.0, error="timeout")
+        follows.schedule(PUBLISHER.public, "speech", next_poll=1.0, polled_at=0.0)
+        follows.fetch_failed(PUBLISHER.public, "speech", "could not fetch v1: disk full")
+    code, out, err = run(hubless, swarm, "following")
+    assert code == 0, err
+    chat, speech = (line for line in out.splitlines() if "holds" in line)
+    assert chat.endswith("last poll failed: timeout"), chat
+    assert speech.endswith("holds nothing yet  could not fetch v1: disk full"), speech

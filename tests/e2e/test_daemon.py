@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ class Daemon:
     """A `hubless seed` process whose JSON event lines (stderr) are read by a thread."""
 
     proc: subprocess.Popen[str]
-    events: queue.Queue[tuple[float, str]] = field(default_factory=queue.Queue)
+    events: queue.Queue[tuple[float, str, dict[str, Any]]] = field(default_factory=queue.Queue)
     seen: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -46,22 +46,47 @@ class Daemon:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             try:
-                message = str(json.loads(line).get("message") or json.loads(line))
+                event = json.loads(line)
             except ValueError:
-                message = line.strip()
-            self.events.put((time.monotonic(), message))
+                event = {"message": line.strip()}
+            message = str(event.get("message") or event)
+            self.events.put((time.monotonic(), message, event))
 
     def wait_for(self, text: str, timeout: float = 30.0) -> float:
         """Monotonic time of the first event containing `text`; fails after `timeout` s."""
+        return self.wait_until(lambda message, _: text in message, repr(text), timeout)[0]
+
+    def stop(self, timeout: float = 90.0) -> int:
+        """SIGTERM; the exit code. A daemon still running after `timeout` seconds (lookups
+        under way are each bounded by the 30 s DHT timeout) fails the test with its log."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            time.sleep(0.5)  # the reader thread takes the last lines
+            while not self.events.empty():
+                self.seen.append(self.events.get()[1])
+            raise AssertionError(f"not stopped in {timeout:g}s; its log: {self.seen}") from None
+
+    def wait_until(
+        self,
+        condition: Callable[[str, dict[str, Any]], bool],
+        what: str,
+        timeout: float = 30.0,
+    ) -> tuple[float, dict[str, Any]]:
+        """Monotonic time and JSON line of the first event (message, line) that meets
+        `condition`; fails after `timeout` s."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                at, message = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+                at, message, event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"no daemon event with {text!r}; saw {self.seen}") from None
+                raise AssertionError(f"no daemon event {what}; saw {self.seen}") from None
             self.seen.append(message)
-            if text in message:
-                return at
+            if condition(message, event):
+                return at, event
 
 
 def start_daemon(

@@ -121,7 +121,7 @@ def test_a_killed_pull_resumes_without_fetching_again(
     assert not [s for s in snapshots if not s.name.startswith(".")], "a half pull looks finished"
     # What was complete is what is on disk: libtorrent reports a piece done once hashed,
     # which can be before its write leaves the disk queue, and SIGKILL loses that queue.
-    on_disk, piece = _verified_bytes_on_disk(consumer)
+    on_disk, piece = verified_bytes_on_disk(consumer)
     assert on_disk > 0, "nothing reached the disk before the kill"
 
     again = cli.run(consumer, testnet, "pull", f"{key}/tiny")
@@ -130,11 +130,13 @@ def test_a_killed_pull_resumes_without_fetching_again(
     assert cli.run(consumer, testnet, "verify", again["path"])["ok"]
 
 
-def _verified_bytes_on_disk(home: Path) -> tuple[int, int]:
-    """Bytes of the partial download whose pieces hash right, and the piece length."""
+def verified_bytes_on_disk(home: Path, infohash: str | None = None) -> tuple[int, int]:
+    """Bytes of the partial download whose pieces hash right, and the piece length.
+
+    `infohash` (hex) names the content torrent; without it the home must hold only one."""
     from hubless.core import bencode
 
-    (torrent_file,) = (home / "cache" / "torrents").glob("*.torrent")
+    (torrent_file,) = (home / "cache" / "torrents").glob(f"{infohash or '*'}.torrent")
     info = bencode.decode(torrent_file.read_bytes())[b"info"]  # type: ignore[index]
     piece = info[b"piece length"]
     hashes = info[b"pieces"]

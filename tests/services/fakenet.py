@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from hubless.core.errors import (
     IntegrityError,
     NetTimeoutError,
     NoPeersError,
+    StoppedError,
     UntrustedDataError,
     UsageError,
 )
@@ -251,8 +253,12 @@ class FakeNetwork:
         )
         return ih
 
-    def wait_finished(self, ih: bytes, timeout: float) -> Progress:
+    def wait_finished(
+        self, ih: bytes, timeout: float, *, cancel: threading.Event | None = None
+    ) -> Progress:
         t = self._get(ih)
+        if cancel is not None and cancel.is_set():
+            raise StoppedError(f"the download of {ih.hex()} was stopped")
         if not t.finished:
             self._transfer(ih, t, timeout)
         progress = self.progress(ih)

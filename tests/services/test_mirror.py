@@ -1,22 +1,26 @@
 """The mirror round a daemon runs (spec §8.7): every new version fetched in order, the hook
-and the program told once each, older snapshots beyond `keep` removed."""
+and the program told once each, older snapshots beyond `keep` removed, a full disk reported
+and retried."""
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from pathlib import Path
 
+import pytest
 from hubless.core.refs import Reference
 from hubless.core.webseeds import BEP19, WebSeed
 from hubless.services.client import Client
 from hubless.services.events import Event
 from hubless.services.mirror import Delivered, MirrorOptions, mirror_round
 from hubless.services.poll import PollPolicy
+from hubless.store import cache as cache_module
 
 from .conftest import PUBLISHER
 from .fakenet import Swarm
-from .test_follow import KEY, A, Publishing, files
+from .test_follow import KEY, A, B, Publishing, files
 
 POLICY = PollPolicy(interval=100.0, max_backoff=1000.0, jitter=0.1)
 
@@ -79,3 +83,105 @@ def test_a_mirrored_update_starts_from_the_cached_file_and_never_writes_a_blob(
     assert new.read_bytes() == files(f"{A} v2")["model.safetensors"]
     v2 = consumer.resolve(Reference(PUBLISHER.public, A)).target.manifest
     assert swarm.web_seeds[v2.content_infohash] == (seed,)
+
+
+def test_a_full_disk_fails_the_fetch_clearly_leaves_nothing_and_the_next_poll_retries(
+    publisher: Client, consumer: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pub = Publishing(publisher, tmp_path / "work")
+    pub.release(A, "v1")
+    consumer.follow(KEY)
+    events: list[Event] = []
+    consumer.ctx.on_event = events.append
+    told: list[Delivered] = []
+    options = MirrorOptions(policy=POLICY, on_new_version=told.append)
+    usage = shutil.disk_usage
+    monkeypatch.setattr(  # the cache's disk has 1,000 bytes free: v1 needs about 51,000
+        cache_module.shutil, "disk_usage", lambda path: usage(path)._replace(free=1000)
+    )
+    now = time.time()
+    assert mirror_round(consumer.ctx, options, now) == 0
+    (failed,) = [e.message for e in events if "could not fetch" in e.message]
+    assert f"{KEY}/{A}@v1" in failed and "only 1,000 are free" in failed, failed
+    assert told == []
+    snapshots = consumer.cache.model_dir(PUBLISHER.public, A) / "snapshots"
+    assert not snapshots.exists() or not list(snapshots.iterdir())
+    assert not list(consumer.cache.blobs.iterdir())
+    assert not list(consumer.cache.partial_root.iterdir())
+    (model,) = consumer.following().models
+    assert model.poll is not None and model.poll.delivered_seq is None
+    assert model.poll.last_error is not None and "only 1,000 are free" in model.poll.last_error
+    retry_at = model.poll.next_poll
+    assert now < retry_at <= now + POLICY.interval * (1 + POLICY.jitter)  # no back-off
+
+    monkeypatch.undo()  # room was made
+    assert mirror_round(consumer.ctx, options, retry_at - 1) == 0  # not before its time
+    assert mirror_round(consumer.ctx, options, retry_at) == 1
+    assert [(d.version.reference.version, d.path.name) for d in told] == [("v1", "1")]
+    assert sorted(p.name for p in snapshots.iterdir()) == ["1"]
+    (model,) = consumer.following().models
+    assert model.poll is not None and model.poll.delivered_seq == 1
+    assert model.poll.last_error is None
+
+
+def test_a_stop_mid_download_gives_it_up_and_the_next_start_goes_on_at_once(
+    publisher: Client, consumer: Client, tmp_path: Path
+) -> None:
+    pub = Publishing(publisher, tmp_path / "work")
+    pub.release(A, "v1")
+    pub.release(B, "v1")
+    consumer.follow(KEY)
+    seen: list[str] = []
+
+    def stop_mid_download(event: Event) -> None:
+        seen.append(event.message)
+        if event.stage == "download":  # the daemon is asked to stop while A downloads
+            consumer.ctx.cancel.set()
+
+    consumer.ctx.on_event = stop_mid_download
+    told: list[Delivered] = []
+    options = MirrorOptions(policy=POLICY, on_new_version=told.append)
+    now = time.time()
+    assert mirror_round(consumer.ctx, options, now) == 0
+    assert any(f"stopped before holding {KEY}/{A}@v1" in m for m in seen), seen
+    assert not any("could not fetch" in m for m in seen)  # a stop is not a failure
+    assert told == [] and not list(consumer.cache.blobs.iterdir())
+    for model in consumer.following().models:  # both due at once for the next start
+        assert model.poll is not None and model.poll.next_poll <= now, model
+        assert model.poll.last_error is None and model.poll.delivered_seq is None
+
+    consumer.ctx.cancel.clear()  # the next start
+    consumer.ctx.on_event = lambda event: None
+    assert mirror_round(consumer.ctx, options, now + 1) == 2
+    assert sorted(d.version.reference.name for d in told) == [A, B]
+
+
+class Killed(BaseException):
+    """The process dies here (what SIGKILL does, as far as the store can tell)."""
+
+
+def test_a_process_killed_mid_download_leaves_the_model_due_at_once(
+    publisher: Client, consumer: Client, tmp_path: Path
+) -> None:
+    pub = Publishing(publisher, tmp_path / "work")
+    pub.release(A, "v1")
+    consumer.follow(f"{KEY}/{A}")
+
+    def die_mid_download(event: Event) -> None:
+        if event.stage == "download":
+            raise Killed
+
+    consumer.ctx.on_event = die_mid_download
+    options = MirrorOptions(policy=POLICY)
+    now = time.time()
+    with pytest.raises(Killed):
+        mirror_round(consumer.ctx, options, now)
+    (model,) = consumer.following().models
+    # Not an interval later: the next start goes on with the download at once.
+    assert model.poll is not None and model.poll.next_poll <= now
+    assert model.poll.delivered_seq is None
+    consumer.ctx.on_event = lambda event: None
+    assert mirror_round(consumer.ctx, options, now + 1) == 1
+    (model,) = consumer.following().models
+    assert model.poll is not None and model.poll.delivered_seq == 1
+    assert now + 1 < model.poll.next_poll  # held: back to the poll interval
