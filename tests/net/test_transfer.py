@@ -187,8 +187,11 @@ def test_trusted_files_seed_at_once_without_seed_mode(client: Session, tmp_path:
     content = _model(tmp_path / "src" / "model", {"a.bin": 2 * MIB, "b.json": 300})
     ih = client.seed(content.torrent_bytes, tmp_path / "src", trust_files=True)
     handle = client._handle(ih)
-    status = handle.status()
+    deadline = time.monotonic() + 10  # libtorrent adds a torrent asynchronously
+    while not (status := handle.status()).is_seeding and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert status.is_seeding and status.num_pieces == len(status.pieces)
+    assert status.state != lt.torrent_status.checking_files
     assert not handle.flags() & lt.torrent_flags.seed_mode
     assert tune_allocator() is False  # done once per process, by the first session
 
