@@ -16,6 +16,7 @@ home: `hubless.store.lock.HomeLock`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -34,7 +35,7 @@ from . import keepalive, seed
 from .context import Context
 from .events import Event, Listener
 from .intervals import RECORD_LIFETIME, REPUBLISH_EVERY
-from .mirror import MirrorOptions, mirror_round
+from .mirror import HookRunner, MirrorOptions, mirror_round
 from .poll import next_poll_due
 from .status import DaemonStatus, home_status
 
@@ -119,6 +120,7 @@ class Daemon:
         self._last_version = 0
         self._last_seeds = b""
         self.mirror = mirror or MirrorOptions()
+        self._hooks: HookRunner | None = None
         self._pid = os.getpid()
 
     def _context(self) -> Context:
@@ -168,6 +170,8 @@ class Daemon:
             self._lock.release()
             raise
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="hubless-keepalive")
+        if self.mirror.exec_cmd and self.mirror.hooks is None:
+            self._hooks = HookRunner(self.ctx, self.mirror.exec_cmd)
         self._thread = threading.Thread(target=self._run, name="hubless-daemon", daemon=True)
         self._thread.start()
         return self
@@ -180,6 +184,9 @@ class Daemon:
         if self._thread is None:
             return
         self._stop.set()
+        if self._hooks is not None:  # a running hook is left running, not waited for
+            self._hooks.close()
+            self._hooks = None
         self._thread.join()
         self._thread = None
         if self._pool is not None:  # checks under way finish: each is bounded in time
@@ -371,7 +378,10 @@ class Daemon:
         ctx = self._worker_context()
         due = next_poll_due(ctx)
         if due is not None and due <= time.time():
-            mirror_round(ctx, self.mirror)
+            options = self.mirror
+            if self._hooks is not None:
+                options = dataclasses.replace(options, hooks=self._hooks)
+            mirror_round(ctx, options)
 
     def _emit(self, message: str) -> None:
         self.ctx.emit(Event("daemon", message))

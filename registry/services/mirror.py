@@ -2,8 +2,11 @@
 
 A mirror is a daemon with follows, not a second kind of program. Each round polls what is
 due (`hubless.services.poll`), downloads each new revision (only files not already in the
-cache), verifies and seeds it, runs the user's hook, and only then marks it held: a crash or
-a full disk in between hands the same revision out again at the next round, never skips it.
+cache), verifies and seeds it, marks it held, and hands it to the user's hook: a crash or a
+full disk before it is held hands the same revision out again at the next round, never
+skips it. In a daemon, hooks run on a thread of their own (`HookRunner`), one at a time and
+in order, so a slow hook (an inference server restarting) holds up neither polling nor a
+stop.
 `keep` removes the snapshots of older revisions beyond the newest N, which then stop being
 seeded; their manifests stay cached and seeded (they are small and let anyone walk the
 history).
@@ -12,7 +15,10 @@ history).
 from __future__ import annotations
 
 import os
+import queue
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +41,7 @@ from .poll import (
 )
 
 HOOK_TIMEOUT = 3600.0  # seconds a hook may run before it is stopped
+_HOOK_TICK = 0.2  # seconds between checks of a running hook
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,13 @@ class MirrorOptions:
     """`policy`: poll interval and back-off; `exec_cmd`: a shell command run once per new
     version (its failure is logged, never fatal); `keep`: complete versions kept per model
     (None: all); `on_new_version`: called in the daemon's worker thread for each new
-    version."""
+    version; `hooks`: where `exec_cmd` runs (None: in the round itself, waiting for it)."""
 
     policy: PollPolicy = DEFAULT_POLICY
     exec_cmd: str | None = None
     keep: int | None = None
     on_new_version: NewVersionListener | None = None
+    hooks: HookRunner | None = None
 
 
 def mirror_round(ctx: Context, options: MirrorOptions, now: float | None = None) -> int:
@@ -121,36 +129,124 @@ def mirror_round(ctx: Context, options: MirrorOptions, now: float | None = None)
                 f"{fetched.downloaded_bytes:,} bytes downloaded, verified, seeded",
             )
         )
-        if options.exec_cmd:
-            run_hook(ctx, options.exec_cmd, done)
+        deliver(ctx, new)
+        delivered += 1
         if options.on_new_version is not None:
             try:
                 options.on_new_version(done)
             except Exception as exc:  # a program's callback must not stop the daemon
                 ctx.emit(Event("mirror", f"new-version callback failed: {exc!r}"))
-        deliver(ctx, new)
-        delivered += 1
+        if options.hooks is not None:
+            options.hooks.submit(done)
+        elif options.exec_cmd:
+            run_hook(ctx, options.exec_cmd, done)
         if options.keep is not None:
             keep_newest(ctx, new, options.keep)
     return delivered
 
 
-def run_hook(ctx: Context, command: str, done: Delivered) -> int | None:
+def run_hook(
+    ctx: Context, command: str, done: Delivered, stop: threading.Event | None = None
+) -> int | None:
     """Run `command` through the shell with the new version in its environment.
 
-    Returns its exit code (None when it could not run or timed out); never raises.
+    Returns its exit code (negative: the signal that ended it), or None when it could not
+    run, ran past `HOOK_TIMEOUT` seconds (it is then killed) or was left running because
+    `stop` was set (the hook runs in its own session and goes on). Never raises.
     """
     env = {**os.environ, **done.environment()}
+    what = f"hook for {done.version.reference}"
     try:
-        result = subprocess.run(
-            command, shell=True, env=env, timeout=HOOK_TIMEOUT, check=False
-        )  # the user's own command line, as in git hooks: a shell is what they wrote it for
+        proc = subprocess.Popen(  # the user's own command line, as in git hooks: a shell
+            command, shell=True, env=env, start_new_session=True
+        )
     except (OSError, subprocess.SubprocessError) as exc:
-        ctx.emit(Event("mirror", f"hook for {done.version.reference} did not run: {exc}"))
+        ctx.emit(Event("mirror", f"{what} did not run: {exc}"))
         return None
-    if result.returncode != 0:
-        ctx.emit(Event("mirror", f"hook for {done.version.reference} exited {result.returncode}"))
-    return result.returncode
+    deadline = time.monotonic() + HOOK_TIMEOUT
+    while True:
+        try:
+            code = proc.wait(_HOOK_TICK)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if stop is not None and stop.is_set():
+            ctx.emit(Event("mirror", f"{what} left running (pid {proc.pid}): the daemon stops"))
+            return None
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            ctx.emit(Event("mirror", f"{what} killed after {HOOK_TIMEOUT:g}s"))
+            return None
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        ctx.emit(Event("mirror", f"{what} was ended by {name}"))
+    elif code != 0:
+        ctx.emit(Event("mirror", f"{what} exited {code}"))
+    return code
+
+
+class HookRunner:
+    """Runs `command` once per delivered version on a thread of its own, one at a time, in
+    the order versions were delivered (spec §8.7).
+
+    A slow hook holds up neither the mirror's polling nor a stop: `close` does not wait for
+    a running hook (it goes on in its own session) and names the versions whose hook had
+    not started. A hook whose snapshot is gone by its turn (`--keep` removed it for a newer
+    version) is skipped with a log line; the newer version's hook follows. So a hook runs
+    at most once per version; one not started when the daemon stops or dies does not run.
+    """
+
+    def __init__(self, ctx: Context, command: str) -> None:
+        self.ctx = ctx
+        self.command = command
+        self._queue: queue.Queue[Delivered | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hubless-hooks", daemon=True)
+        self._thread.start()
+
+    def submit(self, done: Delivered) -> None:
+        """Queue the hook for `done`; returns at once."""
+        self._queue.put(done)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop taking hooks: a running one is left running; queued ones are dropped, named."""
+        self._stop.set()
+        self._queue.put(None)
+        self._thread.join(timeout)
+        dropped = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                dropped.append(str(item.version.reference))
+        if dropped:
+            self.ctx.emit(
+                Event("mirror", f"hooks not run (the daemon stops): {', '.join(dropped)}")
+            )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            done = self._queue.get()
+            if done is None or self._stop.is_set():
+                if done is not None:
+                    self._queue.put(done)  # named by close()
+                return
+            if not done.path.is_dir():
+                self.ctx.emit(
+                    Event(
+                        "mirror",
+                        f"hook for {done.version.reference} skipped: its snapshot was "
+                        "removed for a newer version",
+                    )
+                )
+                continue
+            run_hook(self.ctx, self.command, done, self._stop)
 
 
 def keep_newest(ctx: Context, new: NewVersion, keep: int) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ from hubless.core.refs import Reference
 from hubless.core.webseeds import BEP19, WebSeed
 from hubless.services.client import Client
 from hubless.services.events import Event
-from hubless.services.mirror import Delivered, MirrorOptions, mirror_round
+from hubless.services.mirror import Delivered, HookRunner, MirrorOptions, mirror_round
 from hubless.services.poll import PollPolicy
 from hubless.store import cache as cache_module
 
@@ -185,3 +185,48 @@ def test_a_process_killed_mid_download_leaves_the_model_due_at_once(
     (model,) = consumer.following().models
     assert model.poll is not None and model.poll.delivered_seq == 1
     assert now + 1 < model.poll.next_poll  # held: back to the poll interval
+
+
+def test_a_slow_hook_holds_up_neither_the_round_nor_a_stop(
+    publisher: Client, consumer: Client, tmp_path: Path
+) -> None:
+    """A daemon's hooks run on their own thread, in order: a round returns while a hook
+    still runs, a stop does not wait for it, and a hook not yet started is named."""
+    pub = Publishing(publisher, tmp_path / "work")
+    pub.release(A, "v1")
+    pub.release(B, "v1")
+    consumer.follow(KEY)
+    started = tmp_path / "started"
+    events: list[Event] = []
+    consumer.ctx.on_event = events.append
+    hooks = HookRunner(consumer.ctx, f'echo "$HUBLESS_NAME" >> {started}; exec sleep 30')
+    options = MirrorOptions(policy=POLICY, exec_cmd="unused: the runner's runs", hooks=hooks)
+    began = time.monotonic()
+    assert mirror_round(consumer.ctx, options, time.time()) == 2
+    assert time.monotonic() - began < 20  # the round did not wait for a 30 s hook
+    (model,) = [m for m in consumer.following().models if m.name == A]
+    assert model.poll is not None and model.poll.delivered_seq == 1  # held before the hook
+    deadline = time.monotonic() + 10
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.read_text().split() == [A]  # one at a time, in order: B waits
+    began = time.monotonic()
+    hooks.close()
+    assert time.monotonic() - began < 5
+    messages = [e.message for e in events]
+    assert any(f"hook for {KEY}/{A}@v1 left running" in m for m in messages), messages
+    assert any(m.startswith("hooks not run") and f"{KEY}/{B}@v1" in m for m in messages)
+    assert started.read_text().split() == [A]
+
+
+def test_a_hook_ended_by_a_signal_says_which(
+    publisher: Client, consumer: Client, tmp_path: Path
+) -> None:
+    pub = Publishing(publisher, tmp_path / "work")
+    pub.release(A, "v1")
+    consumer.follow(KEY)
+    events: list[Event] = []
+    consumer.ctx.on_event = events.append
+    options = MirrorOptions(policy=POLICY, exec_cmd="kill -TERM $$")
+    assert mirror_round(consumer.ctx, options, time.time()) == 1
+    assert any(f"hook for {KEY}/{A}@v1 was ended by SIGTERM" in e.message for e in events)
