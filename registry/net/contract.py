@@ -170,8 +170,10 @@ class Network(Protocol):
     def wait_finished(
         self, ih: bytes, timeout: float, *, cancel: threading.Event | None = ...
     ) -> Progress:
-        """Block until every wanted piece is verified and on disk, at most `timeout` seconds;
-        raises `StoppedError` soon after `cancel` is set (the torrent stays added)."""
+        """Block until every wanted piece is verified and on disk; fails when no peer came
+        within `timeout` seconds or no byte arrived for that long (`NoPeersError`,
+        `NetTimeoutError`); raises `StoppedError` soon after `cancel` is set (the torrent
+        stays added)."""
         ...
 
     def progress(self, ih: bytes) -> Progress: ...

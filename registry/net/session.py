@@ -536,8 +536,9 @@ class Session:
         disk thread wrote it: a file read at once can be missing or short. So a finished
         torrent's files are then released (`flush_cache`), and this returns only after
         libtorrent confirms it (`cache_flushed_alert`); callers read only what is on disk.
-        Raises `NoPeersError` when no peer was ever connected before the deadline,
-        `NetTimeoutError` when peers were there but the transfer did not finish, and
+        `timeout` (seconds) bounds waiting, not the transfer: `NoPeersError` when no peer
+        was connected within it, `NetTimeoutError` when peers were there but no payload
+        byte arrived for that long (a slow peer that keeps sending is waited for), and
         `IntegrityError` when pieces failed their hash check and then no verified byte
         arrived for `BAD_DATA_NO_PEERS` seconds with no BitTorrent peer left (every peer
         that sent bad data was dropped; a wrong web seed is named) or `BAD_DATA_STALL`
@@ -547,14 +548,17 @@ class Session:
         """
         handle = self._handle(ih)
         started = time.monotonic()
-        deadline = started + timeout
         had_peers = False
         last_done, last_change = -1, started
+        received, last_received = -1, started  # payload bytes arriving, verified or not
         while True:
             if cancel is not None and cancel.is_set():
                 raise StoppedError(f"the download of {ih.hex()} was stopped")
-            progress = _status_progress(ih, handle.status())
+            status = handle.status()
+            progress = _status_progress(ih, status)
             now = time.monotonic()
+            if int(status.total_payload_download) > received:
+                received, last_received = int(status.total_payload_download), now
             with self._lock:
                 torrent = self._torrents.get(ih)
                 error = torrent.error if torrent is not None else ""
@@ -570,11 +574,15 @@ class Session:
             if failures and stalled >= min(BAD_DATA_NO_PEERS, BAD_DATA_STALL):
                 self._fail_on_bad_data(ih, handle, progress, stalled)
             had_peers = had_peers or progress.peers > 0
-            if now >= deadline:
-                if not had_peers:
-                    raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
+            if not had_peers and now - started >= timeout:
+                raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
+            if had_peers and now - max(last_received, last_change) >= timeout:
                 raise NetTimeoutError(
-                    f"{ih.hex()}: {progress.done} of {progress.wanted} bytes after {timeout:g}s"
+                    f"{ih.hex()}: no data arrived for {timeout:g}s from "
+                    f"{progress.peers} peer(s); {progress.done:,} of {progress.wanted:,} "
+                    "bytes verified",
+                    hint="the peers stopped sending; try again later, or raise --timeout "
+                    "for a slow peer",
                 )
             time.sleep(_POLL)
 
