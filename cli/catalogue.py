@@ -72,7 +72,8 @@ def following(app: App) -> None:
     lines = []
     for p in s["publishers"]:
         count = len(p["models"])
-        lines.append(f"{p['publisher']}  (every model: {count}; index seq {p['index_seq']})")
+        index = "index not read yet" if p["index_seq"] is None else f"index seq {p['index_seq']}"
+        lines.append(f"{p['publisher']}  (every model: {count}; {index})")
         if p["error"]:
             lines.append(f"  index: {p['error']} ({p['failures']} failures in a row)")
     for m in s["models"]:
