@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -72,6 +73,14 @@ _BITTORRENT_PEER = lt.peer_info.standard_bittorrent  # connection_type of a BitT
 # (bench/fanout.py, decision 0011); libtorrent alone looks again only every 15 minutes.
 _FIND_FIRST = 0.5
 _FIND_MAX = 15.0  # ... up to this
+# libtorrent connects to the peers it was told about only once a second (its session tick),
+# except right after a torrent starts with peers or resumes; a pull goes through four
+# torrents (manifest metadata and file, content metadata and files), and waited 0.6-1 s
+# for each. So a download starts with the peers already found for its infohash and is
+# "kicked" (paused and resumed: libtorrent then connects at once) when it has none
+# connected and learns of some, at most this often (seconds).
+_KICK_EVERY = 0.5
+_KNOWN_PEERS = 64  # infohashes whose peers a session remembers for the next torrent of it
 _FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
 
 
@@ -87,6 +96,7 @@ class _Torrent:
     announce: bool = True  # a seed: libtorrent announces it; else we look peers up ourselves
     next_find: float = 0.0  # monotonic time of the next get_peers lookup (downloads)
     find_delay: float = _FIND_FIRST
+    kicked: float = float("-inf")  # monotonic time of the last kick (`Session._kick`)
 
 
 def _ih_bytes(handle: Any) -> bytes:
@@ -142,6 +152,9 @@ class Session:
         )
         self._torrents: dict[bytes, _Torrent] = {}
         self._peer_lookups: dict[bytes, list[Future[list[tuple[str, int]]]]] = {}
+        # Peers that DHT lookups found, per infohash, newest infohash last: a download of a
+        # torrent whose metadata was just fetched starts with them (see _KICK_EVERY).
+        self._known_peers: OrderedDict[bytes, set[tuple[str, int]]] = OrderedDict()
         self._gateway: Gateway | None = None
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
@@ -252,18 +265,45 @@ class Session:
 
     def _on_peers(self, ih: bytes, peers: list[tuple[str, int]]) -> None:
         """Answer `dht_peers` callers; connect a download to the peers (never to ourselves)."""
+        own = (self.profile.listen_host, self.listen_port)
+        found = [p for p in peers if p != own]
         with self._lock:
             waiting = self._peer_lookups.pop(ih, [])
             torrent = self._torrents.get(ih)
+            if found:
+                known = self._known_peers.pop(ih, set())
+                self._known_peers[ih] = known | set(found)
+                while len(self._known_peers) > _KNOWN_PEERS:
+                    self._known_peers.popitem(last=False)
         for fut in waiting:
             if not fut.done():
                 fut.set_result(list(peers))
-        if torrent is None or torrent.announce or not torrent.handle.is_valid():
+        if torrent is None or torrent.announce or not found or not torrent.handle.is_valid():
             return
-        own = (self.profile.listen_host, self.listen_port)
-        for host, port in peers:
-            if (host, port) != own:
-                torrent.handle.connect_peer((host, port))
+        for peer in found:
+            torrent.handle.connect_peer(peer)
+        self._kick(torrent)
+
+    def _kick(self, torrent: _Torrent) -> None:
+        """Make a download with no peer connected connect to the ones it knows now, not at
+        libtorrent's next once-a-second round: pausing and resuming a torrent connects at
+        once (see _KICK_EVERY). Pausing drops connections, so only a torrent with none."""
+        now = time.monotonic()
+        handle = torrent.handle
+        try:
+            status = handle.status()
+        except RuntimeError:  # removed meanwhile
+            return
+        if (
+            status.num_peers
+            or now - torrent.kicked < _KICK_EVERY
+            or status.state
+            not in (lt.torrent_status.downloading, lt.torrent_status.downloading_metadata)
+        ):
+            return
+        torrent.kicked = now
+        handle.pause()
+        handle.resume()
 
     def _dispatch(self, a: Any) -> None:
         if self.dht.handle(a):
@@ -297,8 +337,11 @@ class Session:
             ih = _ih_bytes(a.handle) if a.handle.is_valid() else b""
             with self._lock:  # it may have been removed since the check began
                 torrent = self._torrents.get(ih)
+                known = ih in self._known_peers
             if torrent is not None and torrent.announce:
                 a.handle.force_dht_announce()
+            elif torrent is not None and known:
+                self._kick(torrent)  # it started with peers, but a checked torrent waits
         elif isinstance(a, lt.state_update_alert):
             self._on_status([(_ih_bytes(st.handle), st) for st in a.status])
 
@@ -349,6 +392,10 @@ class Session:
             atp.flags &= ~lt.torrent_flags.disable_dht
         else:
             atp.flags |= lt.torrent_flags.disable_dht
+            with self._lock:
+                known = self._known_peers.get(ih, set())
+            if known:  # connected to at once
+                atp.peers = [*atp.peers, *(p for p in known if p not in atp.peers)]
         try:
             handle = self._ses.add_torrent(atp)
         except RuntimeError as exc:
@@ -358,6 +405,8 @@ class Session:
             torrent.metadata.set()
         with self._lock:
             self._torrents[ih] = torrent
+        if not announce:
+            self._find_peers(time.monotonic())  # its first lookup now, not at the loop's turn
         return ih
 
     def _params_for(self, ih: bytes | None, ti: Any, save_path: str | Path) -> Any:
@@ -560,7 +609,8 @@ class Session:
                 raise NetTimeoutError(
                     f"{ih.hex()}: {progress.done} of {progress.wanted} bytes after {timeout:g}s"
                 )
-            time.sleep(_POLL)
+            # often at first: a small download (a manifest) is done in milliseconds
+            time.sleep(min(_POLL, 0.01 + (now - started) / 10))
 
     def _fail_on_bad_data(self, ih: bytes, handle: Any, progress: Progress, stalled: float) -> None:
         """Raise `IntegrityError` naming the bad source, unless a BitTorrent peer is left and
