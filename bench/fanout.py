@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,6 +59,12 @@ def consumer_host(run: int, index: int) -> str:
 
 
 # --- roles run in child processes ----------------------------------------------------------
+
+
+def _cpu() -> float:
+    """CPU seconds this process has used (user + system, all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _experiment(session: Any, variable: str) -> None:
@@ -115,7 +122,7 @@ def role_consumer(bootstrap: str, home: str, host: str, ref: str) -> None:
         _experiment(client.network, "FANOUT_CONSUMER_SETTINGS")  # also joins the DHT
         print("ready", flush=True)
         sys.stdin.readline()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         stages.clear()
         result = client.pull(ref)
         seconds = time.perf_counter() - start
@@ -124,6 +131,7 @@ def role_consumer(bootstrap: str, home: str, host: str, ref: str) -> None:
             "downloaded": result.downloaded_bytes,
             "stages": stages,
             "timeline": timeline,
+            "cpu": _cpu() - cpu,
         }
         print(json.dumps(report), flush=True)
         sys.stdin.readline()  # keep seeding for the others until the parent says stop
