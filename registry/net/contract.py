@@ -158,7 +158,16 @@ class Network(Protocol):
         """Fetch a torrent from peers and from `web_seeds` (spec §5.8) into `save_path`."""
         ...
 
-    def wait_finished(self, ih: bytes, timeout: float) -> Progress: ...
+    def wait_finished(
+        self,
+        ih: bytes,
+        timeout: float,
+        *,
+        on_written: Callable[[list[int]], None] | None = ...,
+    ) -> Progress:
+        """Block until the download is complete and on disk; `on_written` meanwhile gets
+        the indices of wanted files complete on disk, each once (for hashing them early)."""
+        ...
 
     def progress(self, ih: bytes) -> Progress: ...
 

@@ -82,6 +82,8 @@ _FIND_MAX = 15.0  # ... up to this
 _KICK_EVERY = 0.5
 _KNOWN_PEERS = 64  # infohashes whose peers a session remembers for the next torrent of it
 _FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
+_WRITTEN_EVERY = 0.5  # seconds between checks for files complete on disk (`on_written`)
+_WRITTEN_WAIT = 10.0  # seconds such a check waits for libtorrent to write them out
 
 
 @dataclass
@@ -566,7 +568,13 @@ class Session:
         else:
             handle.unset_flags(lt.torrent_flags.super_seeding)
 
-    def wait_finished(self, ih: bytes, timeout: float) -> Progress:
+    def wait_finished(
+        self,
+        ih: bytes,
+        timeout: float,
+        *,
+        on_written: Callable[[list[int]], None] | None = None,
+    ) -> Progress:
         """Block until every wanted piece is verified and written to its file.
 
         libtorrent reports a piece as had once its hash passed, which may be before the
@@ -579,15 +587,25 @@ class Session:
         arrived for `BAD_DATA_NO_PEERS` seconds with no BitTorrent peer left (every peer
         that sent bad data was dropped; a wrong web seed is named) or `BAD_DATA_STALL`
         seconds in all (spec §8.4).
+
+        `on_written`, while the download runs, receives the indices (in the torrent's file
+        list) of wanted files whose every piece passed its hash check and is written out,
+        each index once, so that a caller can hash them while the rest downloads. It is
+        called from this thread, at most every `_WRITTEN_EVERY` seconds: keep it quick.
         """
         handle = self._handle(ih)
         started = time.monotonic()
         deadline = started + timeout
         had_peers = False
         last_done, last_change = -1, started
+        written: set[int] = set()
+        next_written = started + _WRITTEN_EVERY
         while True:
             progress = _status_progress(ih, handle.status())
             now = time.monotonic()
+            if on_written is not None and now >= next_written and not progress.finished:
+                next_written = now + _WRITTEN_EVERY
+                self._report_written(ih, handle, written, on_written)
             with self._lock:
                 torrent = self._torrents.get(ih)
                 error = torrent.error if torrent is not None else ""
@@ -650,16 +668,45 @@ class Session:
             "release, or tell the publisher which web seed is wrong",
         )
 
+    def _report_written(
+        self,
+        ih: bytes,
+        handle: Any,
+        written: set[int],
+        on_written: Callable[[list[int]], None],
+    ) -> None:
+        """Pass `on_written` the wanted files newly complete, once libtorrent wrote them out
+        (a piece counts as had once its hash passed, maybe before its blocks were written)."""
+        ti = handle.torrent_file()
+        if ti is None:  # no metadata yet
+            return
+        files = ti.layout()
+        done = handle.file_progress(flags=lt.torrent_handle.piece_granularity)
+        wanted = handle.get_file_priorities()
+        new = [
+            i
+            for i, have in enumerate(done)
+            if i not in written and wanted[i] > 0 and have == files.file_size(i) > 0
+        ]
+        if new and self._flush_wait(ih, handle, _WRITTEN_WAIT):
+            written.update(new)
+            on_written(new)
+
     def _flush(self, ih: bytes, handle: Any) -> None:
         """Write out and close the torrent's files; wait for libtorrent to confirm it."""
+        if not self._flush_wait(ih, handle, _FLUSH_WAIT):
+            raise StoreError(f"torrent {ih.hex()}: files not written in {_FLUSH_WAIT:g}s")
+
+    def _flush_wait(self, ih: bytes, handle: Any, wait: float) -> bool:
+        """Ask libtorrent to write out every verified block of the torrent and close its
+        files; True once it confirms, False when it did not within `wait` seconds."""
         with self._lock:
             torrent = self._torrents.get(ih)
         if torrent is None:
-            return
+            return True
         torrent.flushed.clear()
         handle.flush_cache()
-        if not torrent.flushed.wait(_FLUSH_WAIT):
-            raise StoreError(f"torrent {ih.hex()}: files not written in {_FLUSH_WAIT:g}s")
+        return torrent.flushed.wait(wait)
 
     def fetch_metadata(self, ih: bytes, timeout: float = 30.0) -> bytes:
         """The .torrent bytes for infohash `ih`, built from the info dict peers sent.

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,10 +243,23 @@ class FakeNetwork:
         )
         return ih
 
-    def wait_finished(self, ih: bytes, timeout: float) -> Progress:
+    def wait_finished(
+        self,
+        ih: bytes,
+        timeout: float,
+        *,
+        on_written: Callable[[list[int]], None] | None = None,
+    ) -> Progress:
         t = self._get(ih)
         if not t.finished:
             self._transfer(ih, t, timeout)
+            if on_written is not None:  # every wanted file at once, as if written early
+                wanted = [
+                    i
+                    for i, f in enumerate(t.meta.files)
+                    if not f.pad and (t.priorities is None or t.priorities[i] > 0)
+                ]
+                on_written(wanted)
         progress = self.progress(ih)
         if t.on_progress is not None:
             t.on_progress(progress)
