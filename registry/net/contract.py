@@ -50,6 +50,7 @@ class Progress:
     peers: int
     finished: bool
     uploaded: int = 0  # payload bytes uploaded, all sessions together (kept in resume data)
+    seeds: int = 0  # connected peers (and web seeds) that hold every piece
 
     @property
     def eta(self) -> float | None:
@@ -156,6 +157,10 @@ class Network(Protocol):
         web_seeds: Sequence[WebSeed] = ...,
     ) -> bytes:
         """Fetch a torrent from peers and from `web_seeds` (spec §5.8) into `save_path`."""
+        ...
+
+    def set_file_priorities(self, ih: bytes, priorities: Sequence[int]) -> None:
+        """Change a running download's file priorities (0 = skip, 1..7, higher first)."""
         ...
 
     def wait_finished(

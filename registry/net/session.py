@@ -114,6 +114,7 @@ def _status_progress(ih: bytes, st: Any) -> Progress:
         peers=int(st.num_peers),
         finished=bool(st.is_finished) and bool(st.has_metadata),
         uploaded=int(st.all_time_upload),
+        seeds=int(st.num_seeds),
     )
 
 
@@ -537,6 +538,10 @@ class Session:
                 self._gateway = Gateway(host)
             gateway = self._gateway
         return gateway.route(seed, name)
+
+    def set_file_priorities(self, ih: bytes, priorities: Sequence[int]) -> None:
+        """Change a running download's file priorities (0 = skip, 1..7, higher first)."""
+        self._handle(ih).prioritize_files(list(priorities))
 
     def connect_peer(self, ih: bytes, host: str, port: int) -> None:
         """Tell a torrent about a peer directly, without waiting for the DHT."""

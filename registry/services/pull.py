@@ -14,6 +14,7 @@ named exactly whose files are all cached is returned without the network.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -34,6 +35,7 @@ from ..store.cache import materialise
 from ..store.hashed import Hashed, hash_in_place
 from ..store.locks import GC
 from ..store.state import SeedEntry
+from .bands import Bands, download_priorities
 from .context import Context
 from .events import Event
 from .hfview import add_to_hf_cache
@@ -418,27 +420,6 @@ def content_torrent(ctx: Context, manifest: Manifest) -> tuple[bytes, Metainfo]:
     return torrent, meta
 
 
-def download_priorities(meta: Metainfo, wanted: set[str]) -> list[int]:
-    """libtorrent file priorities for downloading the `wanted` files of a content torrent.
-
-    Unwanted files and pad files get 0. Wanted files get 7 down to 1 by where they start in
-    the torrent (seven bands of equal bytes): libtorrent fetches a higher band first, so the
-    files complete one band after another and each is hashed while the rest downloads
-    (spec §8.4), where rarest-first alone completed every file at the very end. Within a
-    band pieces are still picked rarest first, which keeps a swarm's pieces spread.
-    """
-    total = sum(f.size for f in meta.files if not f.pad and f.path in wanted)
-    priorities: list[int] = []
-    offset = 0
-    for f in meta.files:
-        if f.pad or f.path not in wanted:
-            priorities.append(0)
-            continue
-        priorities.append(7 - (7 * offset) // max(1, total))
-        offset += f.size
-    return priorities
-
-
 def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
     """Fetch `needed` files of the content torrent into the cache; return payload bytes."""
     net = ctx.network
@@ -451,8 +432,13 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
     total = sum(f.size for f in needed)
 
     emit = ctx.emitter()  # progress comes on libtorrent's thread, not the caller's
+    bands = Bands(priorities)
 
     def progress(p: Progress) -> None:
+        flat = bands.flatten(p)
+        if flat is not None:
+            with contextlib.suppress(UsageError):  # the download ended meanwhile
+                net.set_file_priorities(ih, flat)
         emit(
             Event(
                 "download",

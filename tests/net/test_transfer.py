@@ -261,7 +261,7 @@ def test_files_are_reported_once_written_while_the_rest_downloads(
     """`on_written` names each wanted file once, while the download runs, and only when the
     file's bytes are on disk: a caller hashes it there and then (spec §8.4)."""
     from hubless.core.metainfo import parse_metainfo
-    from hubless.services.pull import download_priorities
+    from hubless.services.bands import download_priorities
 
     src = tmp_path / "src"
     files = {f"shard-{i}.bin": 4 * MIB for i in range(4)}

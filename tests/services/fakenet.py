@@ -243,6 +243,9 @@ class FakeNetwork:
         )
         return ih
 
+    def set_file_priorities(self, ih: bytes, priorities: Sequence[int]) -> None:
+        self._get(ih).priorities = list(priorities)
+
     def wait_finished(
         self,
         ih: bytes,
