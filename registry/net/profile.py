@@ -62,6 +62,10 @@ _THROUGHPUT: dict[str, int | str | bool] = {
     # transfer.py, 2 GiB, median of 5, twice; the rate moved less than the machine's noise).
     # A download writes from one thread whatever the count. Two still overlap disk reads.
     "aio_threads": 2,
+    # Two threads for the SHA-1 of received pieces: with one, a downloader on a busy 2-core
+    # machine waited whenever that thread was not running (bench/transfer.py, 2 GiB, four
+    # interleaved runs: the median of one seed 9-23 % higher, ahead in 7 of 9 logged pairs).
+    "hashing_threads": 2,
     "file_pool_size": 500,
     "checking_mem_usage": 2048,
     # No SUGGEST messages: a seed suggesting the pieces it just read made every downloader
