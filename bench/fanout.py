@@ -16,6 +16,18 @@ after every process is up). Reported: each consumer's time, the time until all a
 all-done / one-alone, and bytes the origin sent / model size. Aim: hubless all-done within
 1.5x one alone and the origin sending at most 1.3x the model; HTTP needs about Nx.
 Needs curl and openssl (`apt-get install curl openssl`).
+
+Measured at the defaults (512 MiB in 5 files, origin capped at 20 MB/s, 8 consumers) on a
+shared 2-core machine, after downloads stopped announcing themselves (decision 0009; they
+find each other through the origin's peer exchange and their own `get_peers` lookups):
+
+    contender               N  one alone  all done  ratio  origin sent / model
+    hubless                 8     33.0 s    40.0 s   1.21                 1.20
+    HTTP (curl + openssl)   8     27.4 s   220.0 s   8.03                 8.00
+
+A second hubless run: 33.5 s, 40.8 s, 1.22, 1.21. One consumer alone spends about 4 s
+before its first byte (resolve, manifest and content metadata from the capped origin),
+which HTTP does not; the download itself runs at the cap. See spec decision 0011.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -46,6 +59,12 @@ def consumer_host(run: int, index: int) -> str:
 
 
 # --- roles run in child processes ----------------------------------------------------------
+
+
+def _cpu() -> float:
+    """CPU seconds this process has used (user + system, all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _experiment(session: Any, variable: str) -> None:
@@ -103,7 +122,7 @@ def role_consumer(bootstrap: str, home: str, host: str, ref: str) -> None:
         _experiment(client.network, "FANOUT_CONSUMER_SETTINGS")  # also joins the DHT
         print("ready", flush=True)
         sys.stdin.readline()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         stages.clear()
         result = client.pull(ref)
         seconds = time.perf_counter() - start
@@ -112,6 +131,7 @@ def role_consumer(bootstrap: str, home: str, host: str, ref: str) -> None:
             "downloaded": result.downloaded_bytes,
             "stages": stages,
             "timeline": timeline,
+            "cpu": _cpu() - cpu,
         }
         print(json.dumps(report), flush=True)
         sys.stdin.readline()  # keep seeding for the others until the parent says stop

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,12 +77,15 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
 # --- roles run in child processes -----------------------------------------------------------
 
 
-def _session(bootstrap: str, state: str | None = None) -> Session:
+def _session(bootstrap: str, state: str | None = None, extra: str = "") -> Session:
+    """A session of the local profile; `extra` (JSON) are settings to try on top of it."""
     from hubless.config import parse_endpoints
     from hubless.net.profile import NetProfile, loopback_violations
     from hubless.net.session import Session
 
     session = Session(NetProfile.local(parse_endpoints(bootstrap, "bootstrap")), state)
+    if extra:
+        session._ses.apply_settings(json.loads(extra))
     problems = loopback_violations(session.get_settings())
     assert not problems, problems
     session.wait_for_dht(2, 10)
@@ -94,8 +97,8 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def role_seed(bootstrap: str, torrent: str, save_path: str) -> None:
-    session = _session(bootstrap)
+def role_seed(bootstrap: str, torrent: str, save_path: str, extra: str = "") -> None:
+    session = _session(bootstrap, None, extra)
     ih = session.seed(Path(torrent).read_bytes(), save_path, trust_files=True)
     session.wait_finished(ih, 60)
     print(session.listen_port, flush=True)
@@ -105,8 +108,10 @@ def role_seed(bootstrap: str, torrent: str, save_path: str) -> None:
     sys.stdin.read()
 
 
-def role_pull(bootstrap: str, torrent: str, save_path: str, state: str, peers: str) -> None:
-    session = _session(bootstrap, state)
+def role_pull(
+    bootstrap: str, torrent: str, save_path: str, state: str, peers: str, extra: str = ""
+) -> None:
+    session = _session(bootstrap, state, extra)
     data = Path(torrent).read_bytes()
     start, cpu = time.perf_counter(), _cpu()
     ih = session.download(data, save_path)
@@ -212,14 +217,36 @@ CPU: dict[str, list[tuple[float, float]]] = {}  # label -> (pull, all seeders) C
 
 
 def run_hubless(
-    bootstrap: str, torrent: Path, src: Path, dst: Path, seeds: int, work: Path, label: str
+    bootstrap: str,
+    torrent: Path,
+    src: Path,
+    dst: Path,
+    seeds: int,
+    work: Path,
+    label: str,
+    settings: dict[str, dict[str, object]] | None = None,
 ) -> float:
-    seeders = [_spawn("--role", "seed", bootstrap, str(torrent), str(src)) for _ in range(seeds)]
+    """Seconds for one pull from `seeds` seeders; `settings` ({"pull": {...}, "seed": {...}})
+    are libtorrent settings tried on top of the local profile."""
+    settings = settings or {}
+    seed_extra = json.dumps(settings.get("seed", {}))
+    pull_extra = json.dumps(settings.get("pull", {}))
+    seeders = [
+        _spawn("--role", "seed", bootstrap, str(torrent), str(src), seed_extra)
+        for _ in range(seeds)
+    ]
     try:
         ports = [_line(p) for p in seeders]
         state = work / f"pull-state-{time.monotonic_ns()}"
         puller = _spawn(
-            "--role", "pull", bootstrap, str(torrent), str(dst), str(state), ",".join(ports)
+            "--role",
+            "pull",
+            bootstrap,
+            str(torrent),
+            str(dst),
+            str(state),
+            ",".join(ports),
+            pull_extra,
         )
         result = json.loads(_line(puller))
         puller.wait(60)
@@ -235,6 +262,63 @@ def run_hubless(
     finally:
         for proc in seeders:
             _stop(proc)
+
+
+FANOUT = str(Path(__file__).with_name("fanout.py"))  # its origin and consumer roles
+PULLS: list[dict[str, float]] = []  # the real pulls' phases, for the record
+
+
+class ClientPulls:
+    """A real `Client.pull` (resolve, manifest, content metadata, download, SHA-256 of every
+    file into the cache) from one publisher process that published the model and seeds it.
+
+    The publisher is started once (publishing hashes and copies the model); each pull runs
+    in a new consumer process with a fresh home on its own loopback address. The time
+    counted starts when the consumer looks for the content torrent's peers (resolving is
+    not part of a transfer) and ends when every file is verified in the cache.
+    """
+
+    def __init__(self, bootstrap: str, model: Path, work: Path) -> None:
+        self.bootstrap, self.work, self.runs = bootstrap, work, 0
+        self.origin = spawn_self(
+            FANOUT, "--role", "origin", bootstrap, str(work / "origin"), str(model), "0", "off"
+        )
+        self.ref = json.loads(_line(self.origin))["ref"]
+
+    def close(self) -> None:
+        _stop(self.origin)
+
+    def __call__(self, dst: Path) -> float:
+        self.runs += 1
+        home = self.work / f"consumer{self.runs}"
+        consumer = spawn_self(
+            FANOUT,
+            "--role",
+            "consumer",
+            self.bootstrap,
+            str(home),
+            f"127.101.{self.runs}.10",
+            self.ref,
+        )
+        try:
+            assert _line(consumer) == "ready"
+            assert consumer.stdin is not None
+            consumer.stdin.write("go\n")
+            consumer.stdin.flush()
+            report = json.loads(_line(consumer))
+        finally:
+            _stop(consumer)
+            shutil.rmtree(home, ignore_errors=True)
+        stages = report["stages"]
+        start, end = stages["finding"], report["seconds"]
+        phases = {
+            "seconds": end - start,
+            "verify": stages.get("verified", end) - stages.get("verifying", end),
+            "resolve": start,
+            "cpu": float(report["cpu"]),
+        }
+        PULLS.append(phases)
+        return phases["seconds"]
 
 
 def check_tools(http: str) -> None:
@@ -272,7 +356,20 @@ def main() -> None:
     parser.add_argument(
         "--http", choices=["nginx", "lab"], default="nginx", help="the HTTP baselines' server"
     )
+    parser.add_argument(
+        "--try",
+        dest="variants",
+        action="append",
+        default=[],
+        metavar="LABEL=JSON",
+        help="a 1-seed hubless contender with settings on top of the local profile, e.g. "
+        'pwrite=\'{"pull": {"disk_write_mode": 0}, "seed": {}}\' (repeatable)',
+    )
+    parser.add_argument(
+        "--skip", default="", help="comma-separated contenders to leave out: aria2c, 3seeds, pull"
+    )
     args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
     check_tools(args.http)
 
     from hubless.net.torrents import create_content_torrent
@@ -313,15 +410,26 @@ def main() -> None:
             if args.http == "nginx"
             else lab_server(work / "src" / "model")
         )
-        with serve as port:
+        with serve as port, ExitStack() as stack:
             contenders["curl + openssl sha256"] = lambda d: run_curl(port, names, d)
             contenders["hubless, 1 seed"] = lambda d: run_hubless(
                 bootstrap, torrent, work / "src", d, 1, work, "hubless, 1 seed"
             )
-            contenders["hubless, 3 seeds"] = lambda d: run_hubless(
-                bootstrap, torrent, work / "src", d, 3, work, "hubless, 3 seeds"
-            )
-            contenders["aria2c -x4 + openssl sha256"] = lambda d: run_aria2(port, names, d)
+            if "3seeds" not in skip:
+                contenders["hubless, 3 seeds"] = lambda d: run_hubless(
+                    bootstrap, torrent, work / "src", d, 3, work, "hubless, 3 seeds"
+                )
+            for variant in args.variants:
+                name, _, spec = variant.partition("=")
+                label = f"hubless, 1 seed, {name}"
+                contenders[label] = lambda d, label=label, spec=spec: run_hubless(
+                    bootstrap, torrent, work / "src", d, 1, work, label, json.loads(spec)
+                )
+            if "aria2c" not in skip:
+                contenders["aria2c -x4 + openssl sha256"] = lambda d: run_aria2(port, names, d)
+            if "pull" not in skip:
+                pulls = stack.enter_context(closing(ClientPulls(bootstrap, src, work)))
+                contenders["hubless pull (Client), 1 seed"] = pulls
             for rep in range(args.reps):
                 for label, run in contenders.items():
                     dst = work / "dst"
@@ -334,15 +442,25 @@ def main() -> None:
         print(f"\nmedian of {args.reps}, {total / MIB:.0f} MiB (MB/s = MiB/s):")
         for label, mbs in rate.items():
             print(f"  {label:30s} {mbs:7.0f} MB/s")
-        base, aria = rate["curl + openssl sha256"], rate["aria2c -x4 + openssl sha256"]
+        base, aria = rate["curl + openssl sha256"], rate.get("aria2c -x4 + openssl sha256")
         curl_alone = rate["(curl alone, no hashing)"]
-        for seeds in ("1 seed", "3 seeds"):
-            hub = rate[f"hubless, {seeds}"]
+        for label, hub in rate.items():
+            if not label.startswith("hubless"):
+                continue
             print(
-                f"  ratio hubless {seeds:8s} / curl: {hub / base:.2f}   / aria2c -x4: "
-                f"{hub / aria:.2f}   / curl alone: {hub / curl_alone:.2f}"
+                f"  ratio {label:30s} / curl: {hub / base:.2f}   "
+                + (f"/ aria2c -x4: {hub / aria:.2f}   " if aria else "")
+                + f"/ curl alone: {hub / curl_alone:.2f}"
             )
         gib = total / (1 << 30)
+        if PULLS:
+            verify = statistics.median(p["verify"] for p in PULLS)
+            resolve = statistics.median(p["resolve"] for p in PULLS)
+            print(
+                f"  hubless pull (Client): median verify pass after the download {verify:.2f}s, "
+                f"resolve before it {resolve:.2f}s (not counted), CPU s per GiB "
+                f"{statistics.median(p['cpu'] for p in PULLS) / gib:.2f} (whole pull)"
+            )
         for label, runs in CPU.items():
             pull = statistics.median(r[0] for r in runs) / gib
             seed = statistics.median(r[1] for r in runs) / gib

@@ -51,6 +51,7 @@ class Progress:
     peers: int
     finished: bool
     uploaded: int = 0  # payload bytes uploaded, all sessions together (kept in resume data)
+    seeds: int = 0  # connected peers (and web seeds) that hold every piece
 
     @property
     def eta(self) -> float | None:
@@ -167,13 +168,23 @@ class Network(Protocol):
         """Fetch a torrent from peers and from `web_seeds` (spec §5.8) into `save_path`."""
         ...
 
+    def set_file_priorities(self, ih: bytes, priorities: Sequence[int]) -> None:
+        """Change a running download's file priorities (0 = skip, 1..7, higher first)."""
+        ...
+
     def wait_finished(
-        self, ih: bytes, timeout: float, *, cancel: threading.Event | None = ...
+        self,
+        ih: bytes,
+        timeout: float,
+        *,
+        cancel: threading.Event | None = ...,
+        on_written: Callable[[list[int]], None] | None = ...,
     ) -> Progress:
         """Block until every wanted piece is verified and on disk; fails when no peer came
         within `timeout` seconds or no byte arrived for that long (`NoPeersError`,
         `NetTimeoutError`); raises `StoppedError` soon after `cancel` is set (the torrent
-        stays added)."""
+        stays added). `on_written` meanwhile gets the indices of wanted files complete on
+        disk, each once (for hashing them early)."""
         ...
 
     def progress(self, ih: bytes) -> Progress: ...

@@ -57,7 +57,15 @@ _THROUGHPUT: dict[str, int | str | bool] = {
     "max_out_request_queue": 1500,
     "max_peer_recv_buffer_size": 5 * 1024 * 1024,
     "max_queued_disk_bytes": 64 * 1024 * 1024,
-    "aio_threads": 8,
+    # Disk threads: with 8, a seeder's network thread spent its time waking them (mutex and
+    # condition-variable wake-ups): 1.16-1.18 CPU-s per GiB sent, 0.85-0.89 with 2 (bench/
+    # transfer.py, 2 GiB, median of 5, twice; the rate moved less than the machine's noise).
+    # A download writes from one thread whatever the count. Two still overlap disk reads.
+    "aio_threads": 2,
+    # Two threads for the SHA-1 of received pieces: with one, a downloader on a busy 2-core
+    # machine waited whenever that thread was not running (bench/transfer.py, 2 GiB, four
+    # interleaved runs: the median of one seed 9-23 % higher, ahead in 7 of 9 logged pairs).
+    "hashing_threads": 2,
     "file_pool_size": 500,
     "checking_mem_usage": 2048,
     # No SUGGEST messages: a seed suggesting the pieces it just read made every downloader

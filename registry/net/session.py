@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -73,7 +74,17 @@ _BITTORRENT_PEER = lt.peer_info.standard_bittorrent  # connection_type of a BitT
 # (bench/fanout.py, decision 0011); libtorrent alone looks again only every 15 minutes.
 _FIND_FIRST = 0.5
 _FIND_MAX = 15.0  # ... up to this
+# libtorrent connects to the peers it was told about only once a second (its session tick),
+# except right after a torrent starts with peers or resumes; a pull goes through four
+# torrents (manifest metadata and file, content metadata and files), and waited 0.6-1 s
+# for each. So a download starts with the peers already found for its infohash and is
+# "kicked" (paused and resumed: libtorrent then connects at once) when it has none
+# connected and learns of some, at most this often (seconds).
+_KICK_EVERY = 0.5
+_KNOWN_PEERS = 64  # infohashes whose peers a session remembers for the next torrent of it
 _FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
+_WRITTEN_EVERY = 0.5  # seconds between checks for files complete on disk (`on_written`)
+_WRITTEN_WAIT = 10.0  # seconds such a check waits for libtorrent to write them out
 
 
 @dataclass
@@ -88,6 +99,7 @@ class _Torrent:
     announce: bool = True  # a seed: libtorrent announces it; else we look peers up ourselves
     next_find: float = 0.0  # monotonic time of the next get_peers lookup (downloads)
     find_delay: float = _FIND_FIRST
+    kicked: float = float("-inf")  # monotonic time of the last kick (`Session._kick`)
 
 
 def _ih_bytes(handle: Any) -> bytes:
@@ -103,6 +115,7 @@ def _status_progress(ih: bytes, st: Any) -> Progress:
         peers=int(st.num_peers),
         finished=bool(st.is_finished) and bool(st.has_metadata),
         uploaded=int(st.all_time_upload),
+        seeds=int(st.num_seeds),
     )
 
 
@@ -143,6 +156,9 @@ class Session:
         )
         self._torrents: dict[bytes, _Torrent] = {}
         self._peer_lookups: dict[bytes, list[Future[list[tuple[str, int]]]]] = {}
+        # Peers that DHT lookups found, per infohash, newest infohash last: a download of a
+        # torrent whose metadata was just fetched starts with them (see _KICK_EVERY).
+        self._known_peers: OrderedDict[bytes, set[tuple[str, int]]] = OrderedDict()
         self._gateway: Gateway | None = None
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
@@ -262,18 +278,45 @@ class Session:
 
     def _on_peers(self, ih: bytes, peers: list[tuple[str, int]]) -> None:
         """Answer `dht_peers` callers; connect a download to the peers (never to ourselves)."""
+        own = (self.profile.listen_host, self.listen_port)
+        found = [p for p in peers if p != own]
         with self._lock:
             waiting = self._peer_lookups.pop(ih, [])
             torrent = self._torrents.get(ih)
+            if found:
+                known = self._known_peers.pop(ih, set())
+                self._known_peers[ih] = known | set(found)
+                while len(self._known_peers) > _KNOWN_PEERS:
+                    self._known_peers.popitem(last=False)
         for fut in waiting:
             if not fut.done():
                 fut.set_result(list(peers))
-        if torrent is None or torrent.announce or not torrent.handle.is_valid():
+        if torrent is None or torrent.announce or not found or not torrent.handle.is_valid():
             return
-        own = (self.profile.listen_host, self.listen_port)
-        for host, port in peers:
-            if (host, port) != own:
-                torrent.handle.connect_peer((host, port))
+        for peer in found:
+            torrent.handle.connect_peer(peer)
+        self._kick(torrent)
+
+    def _kick(self, torrent: _Torrent) -> None:
+        """Make a download with no peer connected connect to the ones it knows now, not at
+        libtorrent's next once-a-second round: pausing and resuming a torrent connects at
+        once (see _KICK_EVERY). Pausing drops connections, so only a torrent with none."""
+        now = time.monotonic()
+        handle = torrent.handle
+        try:
+            status = handle.status()
+        except RuntimeError:  # removed meanwhile
+            return
+        if (
+            status.num_peers
+            or now - torrent.kicked < _KICK_EVERY
+            or status.state
+            not in (lt.torrent_status.downloading, lt.torrent_status.downloading_metadata)
+        ):
+            return
+        torrent.kicked = now
+        handle.pause()
+        handle.resume()
 
     def _dispatch(self, a: Any) -> None:
         if self.dht.handle(a):
@@ -307,8 +350,11 @@ class Session:
             ih = _ih_bytes(a.handle) if a.handle.is_valid() else b""
             with self._lock:  # it may have been removed since the check began
                 torrent = self._torrents.get(ih)
+                known = ih in self._known_peers
             if torrent is not None and torrent.announce:
                 a.handle.force_dht_announce()
+            elif torrent is not None and known:
+                self._kick(torrent)  # it started with peers, but a checked torrent waits
         elif isinstance(a, lt.state_update_alert):
             self._on_status([(_ih_bytes(st.handle), st) for st in a.status])
 
@@ -359,6 +405,10 @@ class Session:
             atp.flags &= ~lt.torrent_flags.disable_dht
         else:
             atp.flags |= lt.torrent_flags.disable_dht
+            with self._lock:
+                known = self._known_peers.get(ih, set())
+            if known:  # connected to at once
+                atp.peers = [*atp.peers, *(p for p in known if p not in atp.peers)]
         try:
             handle = self._ses.add_torrent(atp)
         except RuntimeError as exc:
@@ -368,6 +418,8 @@ class Session:
             torrent.metadata.set()
         with self._lock:
             self._torrents[ih] = torrent
+        if not announce:
+            self._find_peers(time.monotonic())  # its first lookup now, not at the loop's turn
         return ih
 
     def _params_for(self, ih: bytes | None, ti: Any, save_path: str | Path) -> Any:
@@ -497,6 +549,10 @@ class Session:
             gateway = self._gateway
         return gateway.route(seed, name)
 
+    def set_file_priorities(self, ih: bytes, priorities: Sequence[int]) -> None:
+        """Change a running download's file priorities (0 = skip, 1..7, higher first)."""
+        self._handle(ih).prioritize_files(list(priorities))
+
     def connect_peer(self, ih: bytes, host: str, port: int) -> None:
         """Tell a torrent about a peer directly, without waiting for the DHT."""
         self._handle(ih).connect_peer((host, port))
@@ -528,7 +584,12 @@ class Session:
             handle.unset_flags(lt.torrent_flags.super_seeding)
 
     def wait_finished(
-        self, ih: bytes, timeout: float, *, cancel: threading.Event | None = None
+        self,
+        ih: bytes,
+        timeout: float,
+        *,
+        cancel: threading.Event | None = None,
+        on_written: Callable[[list[int]], None] | None = None,
     ) -> Progress:
         """Block until every wanted piece is verified and written to its file.
 
@@ -545,12 +606,19 @@ class Session:
         seconds in all (spec §8.4). Raises `StoppedError` within `_POLL` seconds of
         `cancel` being set (a stopping daemon must not wait for a download that can take an
         hour).
+
+        `on_written`, while the download runs, receives the indices (in the torrent's file
+        list) of wanted files whose every piece passed its hash check and is written out,
+        each index once, so that a caller can hash them while the rest downloads. It is
+        called from this thread, at most every `_WRITTEN_EVERY` seconds: keep it quick.
         """
         handle = self._handle(ih)
         started = time.monotonic()
         had_peers = False
         last_done, last_change = -1, started
         received, last_received = -1, started  # payload bytes arriving, verified or not
+        written: set[int] = set()
+        next_written = started + _WRITTEN_EVERY
         while True:
             if cancel is not None and cancel.is_set():
                 raise StoppedError(f"the download of {ih.hex()} was stopped")
@@ -559,6 +627,9 @@ class Session:
             now = time.monotonic()
             if int(status.total_payload_download) > received:
                 received, last_received = int(status.total_payload_download), now
+            if on_written is not None and now >= next_written and not progress.finished:
+                next_written = now + _WRITTEN_EVERY
+                self._report_written(ih, handle, written, on_written)
             with self._lock:
                 torrent = self._torrents.get(ih)
                 error = torrent.error if torrent is not None else ""
@@ -584,7 +655,8 @@ class Session:
                     hint="the peers stopped sending; try again later, or raise --timeout "
                     "for a slow peer",
                 )
-            time.sleep(_POLL)
+            # often at first: a small download (a manifest) is done in milliseconds
+            time.sleep(min(_POLL, 0.01 + (now - started) / 10))
 
     def _fail_on_bad_data(self, ih: bytes, handle: Any, progress: Progress, stalled: float) -> None:
         """Raise `IntegrityError` naming the bad source, unless a BitTorrent peer is left and
@@ -624,16 +696,45 @@ class Session:
             "release, or tell the publisher which web seed is wrong",
         )
 
+    def _report_written(
+        self,
+        ih: bytes,
+        handle: Any,
+        written: set[int],
+        on_written: Callable[[list[int]], None],
+    ) -> None:
+        """Pass `on_written` the wanted files newly complete, once libtorrent wrote them out
+        (a piece counts as had once its hash passed, maybe before its blocks were written)."""
+        ti = handle.torrent_file()
+        if ti is None:  # no metadata yet
+            return
+        files = ti.layout()
+        done = handle.file_progress(flags=lt.torrent_handle.piece_granularity)
+        wanted = handle.get_file_priorities()
+        new = [
+            i
+            for i, have in enumerate(done)
+            if i not in written and wanted[i] > 0 and have == files.file_size(i) > 0
+        ]
+        if new and self._flush_wait(ih, handle, _WRITTEN_WAIT):
+            written.update(new)
+            on_written(new)
+
     def _flush(self, ih: bytes, handle: Any) -> None:
         """Write out and close the torrent's files; wait for libtorrent to confirm it."""
+        if not self._flush_wait(ih, handle, _FLUSH_WAIT):
+            raise StoreError(f"torrent {ih.hex()}: files not written in {_FLUSH_WAIT:g}s")
+
+    def _flush_wait(self, ih: bytes, handle: Any, wait: float) -> bool:
+        """Ask libtorrent to write out every verified block of the torrent and close its
+        files; True once it confirms, False when it did not within `wait` seconds."""
         with self._lock:
             torrent = self._torrents.get(ih)
         if torrent is None:
-            return
+            return True
         torrent.flushed.clear()
         handle.flush_cache()
-        if not torrent.flushed.wait(_FLUSH_WAIT):
-            raise StoreError(f"torrent {ih.hex()}: files not written in {_FLUSH_WAIT:g}s")
+        return torrent.flushed.wait(wait)
 
     def fetch_metadata(self, ih: bytes, timeout: float = 30.0) -> bytes:
         """The .torrent bytes for infohash `ih`, built from the info dict peers sent.

@@ -14,12 +14,13 @@ named exactly whose files are all cached is returned without the network.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
 import shutil
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,8 +32,10 @@ from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
 from ..net.contract import Progress
 from ..store.cache import materialise
+from ..store.hashed import Hashed, hash_in_place
 from ..store.locks import GC
 from ..store.state import SeedEntry
+from .bands import Bands, download_priorities
 from .context import Context
 from .events import Event
 from .hfview import add_to_hf_cache
@@ -424,13 +427,18 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
     ctx.emit(Event("download", f"finding peers for {manifest.name} {manifest.version}"))
     torrent, meta = content_torrent(ctx, manifest)
     wanted = {f.path for f in needed}
-    priorities = [1 if (not f.pad and f.path in wanted) else 0 for f in meta.files]
+    priorities = download_priorities(meta, wanted)
     folder = ctx.cache.partial_dir(ih)
     total = sum(f.size for f in needed)
 
     emit = ctx.emitter()  # progress comes on libtorrent's thread, not the caller's
+    bands = Bands(priorities)
 
     def progress(p: Progress) -> None:
+        flat = bands.flatten(p)
+        if flat is not None:
+            with contextlib.suppress(UsageError):  # the download ended meanwhile
+                net.set_file_priorities(ih, flat)
         emit(
             Event(
                 "download",
@@ -463,24 +471,36 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
         web_seeds=manifest.web_seeds,
     )
     what = f"{manifest.name} {manifest.version}"
-    try:
-        net.wait_finished(ih, ctx.config.transfer_timeout, cancel=ctx.cancel)
-        downloaded = net.payload_downloaded(ih)
-    except NoPeersError as exc:
-        raise NoPeersError(
-            f"nobody is serving the files of {what} (content torrent {ih.hex()}): {exc.message}"
-        ) from exc
-    except IntegrityError as exc:
-        raise IntegrityError(f"{what}: {exc.message}", hint=exc.hint or None) from exc
-    finally:
-        net.remove(ih)
-    ctx.emit(Event("verify", f"verifying {len(needed)} files ({total:,} bytes)", 0, total))
     root = folder / meta.name
+    early: dict[str, Future[Hashed | None]] = {}
+    # hashlib frees the GIL: two threads hash on both cores, during and after the download
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sha256") as pool:
 
-    def admit(entry: FileEntry) -> None:
-        ctx.cache.add_blob(root / entry.path, entry, move=True)
+        def written(indices: list[int]) -> None:
+            for i in indices:
+                path = meta.files[i].path
+                if path in wanted and path not in early:
+                    early[path] = pool.submit(hash_in_place, root / path)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:  # hashlib frees the GIL: use both cores
+        try:
+            net.wait_finished(
+                ih, ctx.config.transfer_timeout, cancel=ctx.cancel, on_written=written
+            )
+            downloaded = net.payload_downloaded(ih)
+        except NoPeersError as exc:
+            raise NoPeersError(
+                f"nobody is serving the files of {what} (content torrent {ih.hex()}): {exc.message}"
+            ) from exc
+        except IntegrityError as exc:
+            raise IntegrityError(f"{what}: {exc.message}", hint=exc.hint or None) from exc
+        finally:
+            net.remove(ih)
+        ctx.emit(Event("verify", f"verifying {len(needed)} files ({total:,} bytes)", 0, total))
+
+        def admit(entry: FileEntry) -> None:
+            hashed = early[entry.path].result() if entry.path in early else None
+            ctx.cache.add_blob(root / entry.path, entry, move=True, hashed=hashed)
+
         list(pool.map(admit, needed))
     ctx.emit(Event("verify", f"verified {len(needed)} files", total, total))
     shutil.rmtree(folder, ignore_errors=True)

@@ -256,3 +256,40 @@ def test_a_seeded_torrent_never_writes_into_its_folder(client: Session, tmp_path
     content = _model(folder, {"a.bin": 300 * KIB})
     ih = client.seed(content.torrent_bytes, tmp_path, trust_files=True)
     assert client._handle(ih).flags() & lt.torrent_flags.upload_mode
+
+
+def test_files_are_reported_once_written_while_the_rest_downloads(
+    testnet: RunningTestnet, client: Session, spawn_python: Spawn, tmp_path: Path
+) -> None:
+    """`on_written` names each wanted file once, while the download runs, and only when the
+    file's bytes are on disk: a caller hashes it there and then (spec §8.4)."""
+    from hubless.core.metainfo import parse_metainfo
+    from hubless.services.bands import download_priorities
+
+    src = tmp_path / "src"
+    files = {f"shard-{i}.bin": 4 * MIB for i in range(4)}
+    files["skipped.bin"] = 1 * MIB
+    content = _model(src / "model", files)
+    _seed(spawn_python, testnet, src, [content.torrent_bytes], tmp_path, upload_limit=6_000_000)
+    meta = parse_metainfo(content.torrent_bytes)
+    wanted = {p for p in files if p != "skipped.bin"}
+    dst = tmp_path / "dst"
+    seen: list[tuple[str, bool, int]] = []  # (file, its bytes right on disk, bytes done then)
+
+    def written(indices: list[int]) -> None:
+        done = client.progress(ih).done
+        for i in indices:
+            rel = meta.files[i].path
+            on_disk = (dst / "model" / rel).read_bytes() == (src / "model" / rel).read_bytes()
+            seen.append((rel, on_disk, done))
+
+    ih = client.download(
+        content.torrent_bytes, dst, file_priorities=download_priorities(meta, wanted)
+    )
+    done = client.wait_finished(ih, TIMEOUT, on_written=written)
+    assert done.done == done.wanted == 16 * MIB
+    assert all(ok for _, ok, _ in seen), seen
+    assert len({rel for rel, _, _ in seen}) == len(seen)  # each once
+    assert {rel for rel, _, _ in seen} <= wanted
+    # files complete in turn (the bands of download_priorities): most before the end
+    assert len(seen) >= 2 and seen[0][2] < done.wanted, seen

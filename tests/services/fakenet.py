@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -253,14 +253,29 @@ class FakeNetwork:
         )
         return ih
 
+    def set_file_priorities(self, ih: bytes, priorities: Sequence[int]) -> None:
+        self._get(ih).priorities = list(priorities)
+
     def wait_finished(
-        self, ih: bytes, timeout: float, *, cancel: threading.Event | None = None
+        self,
+        ih: bytes,
+        timeout: float,
+        *,
+        cancel: threading.Event | None = None,
+        on_written: Callable[[list[int]], None] | None = None,
     ) -> Progress:
         t = self._get(ih)
         if cancel is not None and cancel.is_set():
             raise StoppedError(f"the download of {ih.hex()} was stopped")
         if not t.finished:
             self._transfer(ih, t, timeout)
+            if on_written is not None:  # every wanted file at once, as if written early
+                wanted = [
+                    i
+                    for i, f in enumerate(t.meta.files)
+                    if not f.pad and (t.priorities is None or t.priorities[i] > 0)
+                ]
+                on_written(wanted)
         progress = self.progress(ih)
         if t.on_progress is not None:
             t.on_progress(progress)

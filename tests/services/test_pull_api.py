@@ -124,3 +124,37 @@ def test_a_magnet_names_the_seeders_a_lookup_found(consumer: Client, swarm: obje
     assert link.startswith("magnet:?xt=urn:btih:") and "&x.pe=127.0.0.1:7000" in link
     swarm.dht_offline = True  # type: ignore[attr-defined]
     assert "x.pe" not in consumer.magnet(REF.at("v1"))  # resolved from here, no peers found
+
+
+def test_wanted_files_download_in_seven_bands_in_torrent_order() -> None:
+    """Files complete in turn, so each is hashed while the rest downloads (spec §8.4)."""
+    from hubless.core.metainfo import Metainfo, TorrentFile
+    from hubless.services.bands import download_priorities
+
+    sizes = [("config.json", 10, False), ("", 1014, True)]
+    sizes += [(f"shard-{i:02d}", 1024, False) for i in range(14)]
+    sizes += [("skipped.bin", 1024, False)]
+    meta = Metainfo("m", 1024, tuple(TorrentFile(*s) for s in sizes), b"\0" * 20, False)
+    wanted = {p for p, _, pad in sizes if not pad and p != "skipped.bin"}
+    priorities = download_priorities(meta, wanted)
+    assert priorities[:2] == [7, 0] and priorities[-1] == 0  # pads and unwanted files: 0
+    bands = priorities[2:-1]
+    assert bands == sorted(bands, reverse=True) and bands[0] == 7 and bands[-1] == 1
+    assert all(bands.count(b) == 2 for b in range(1, 8))  # seven bands of equal bytes
+
+
+def test_a_download_gives_up_the_bands_in_a_swarm() -> None:
+    """Bands while every peer is a seed; one priority once another downloader stays."""
+    from hubless.net.contract import Progress
+    from hubless.services.bands import Bands
+
+    def seen(peers: int, seeds: int) -> Progress:
+        return Progress(b"\0" * 20, 0, 100, 0.0, peers, False, seeds=seeds)
+
+    bands = Bands([7, 0, 4, 1])
+    assert bands.flatten(seen(1, 1)) is None  # one seed: keep the bands
+    assert bands.flatten(seen(2, 1)) is None  # a peer whose bitfield has not come yet
+    assert bands.flatten(seen(1, 1)) is None
+    assert bands.flatten(seen(3, 1)) is None
+    assert bands.flatten(seen(3, 2)) == [1, 0, 1, 1]  # another downloader, twice in a row
+    assert bands.flatten(seen(3, 2)) is None  # once

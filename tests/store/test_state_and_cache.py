@@ -11,7 +11,9 @@ import pytest
 from hubless.core.errors import IntegrityError, StoreError
 from hubless.core.keys import SigningKey
 from hubless.core.manifest import FileEntry
+from hubless.store import cache as cache_module
 from hubless.store.cache import Cache, materialise
+from hubless.store.hashed import hash_in_place
 from hubless.store.state import KnownModel, State
 
 KEY = SigningKey(hashlib.sha256(b"state").digest()).public
@@ -68,6 +70,41 @@ def test_blobs_are_verified_before_they_enter(tmp_path: Path) -> None:
         cache.add_blob(bad, other)
     assert not cache.has_blob(other)
     assert (tmp_path / "cache" / "CACHEDIR.TAG").read_bytes().startswith(b"Signature: 8a477f59")
+
+
+def test_a_file_hashed_while_it_downloaded_is_not_hashed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = Cache(tmp_path / "cache")
+    src = tmp_path / "weights.bin"
+    src.write_bytes(b"w" * 5000)
+    hashed = hash_in_place(src)
+    assert hashed is not None
+    monkeypatch.setattr(cache_module, "sha256_file", _no_hashing)
+    blob = cache.add_blob(src, entry("w.bin", b"w" * 5000), move=True, hashed=hashed)
+    assert blob.read_bytes() == b"w" * 5000 and not src.exists()
+    assert not list(cache.tmp.iterdir())  # the private folder it passed through is gone
+
+
+def test_a_file_written_after_it_was_hashed_is_hashed_again(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    src = tmp_path / "weights.bin"
+    src.write_bytes(b"w" * 5000)
+    hashed = hash_in_place(src)
+    assert hashed is not None
+    before = src.stat().st_mtime_ns
+    src.write_bytes(b"x" * 5000)  # same size, other bytes, a later modification time
+    os.utime(src, ns=(before + 10**9, before + 10**9))
+    e = entry("w.bin", b"w" * 5000)
+    with pytest.raises(IntegrityError, match="does not match the manifest"):
+        cache.add_blob(src, e, move=True, hashed=hashed)
+    assert not cache.has_blob(e)
+    wrong = hash_in_place(tmp_path / "missing.bin")
+    assert wrong is None
+
+
+def _no_hashing(path: Path) -> bytes:
+    raise AssertionError(f"{path} was hashed again")
 
 
 def test_snapshots_share_unchanged_files_and_appear_whole(tmp_path: Path) -> None:
