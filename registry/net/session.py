@@ -625,7 +625,7 @@ class Session:
             status = handle.status()
             progress = _status_progress(ih, status)
             now = time.monotonic()
-            if int(status.total_payload_download) > received:
+            if int(status.total_payload_download) > received:  # see below: bad data
                 received, last_received = int(status.total_payload_download), now
             if on_written is not None and now >= next_written and not progress.finished:
                 next_written = now + _WRITTEN_EVERY
@@ -647,7 +647,10 @@ class Session:
             had_peers = had_peers or progress.peers > 0
             if not had_peers and now - started >= timeout:
                 raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
-            if had_peers and now - max(last_received, last_change) >= timeout:
+            # Bytes arriving count as activity only while none failed its hash check: a
+            # peer sending bad data forever must not keep the wait alive.
+            active = last_change if failures else max(last_received, last_change)
+            if had_peers and now - active >= timeout:
                 raise NetTimeoutError(
                     f"{ih.hex()}: no data arrived for {timeout:g}s from "
                     f"{progress.peers} peer(s); {progress.done:,} of {progress.wanted:,} "

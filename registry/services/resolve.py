@@ -325,7 +325,8 @@ def _fetch_blob(ctx: Context, infohash: bytes, max_size: int, what: str) -> byte
     ctx.stop_seeding(infohash)  # a seeded copy whose file went missing: fetch it afresh
     net.download(torrent, folder)
     try:
-        net.wait_finished(infohash, ctx.config.dht_timeout)  # returns once written to disk
+        # returns once written to disk; a stopping daemon gives up at once
+        net.wait_finished(infohash, ctx.config.dht_timeout, cancel=ctx.cancel)
     finally:
         net.remove(infohash)
     path = folder / meta.name
