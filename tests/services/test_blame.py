@@ -103,8 +103,8 @@ def test_a_finished_download_whose_file_is_gone_is_a_local_error(
     network = consumer.network
     real_wait = network.wait_finished
 
-    def wait_then_lose_the_file(ih: bytes, timeout: float):  # type: ignore[no-untyped-def]
-        progress = real_wait(ih, timeout)
+    def wait_then_lose_the_file(ih: bytes, timeout: float, **kwargs):  # type: ignore[no-untyped-def]
+        progress = real_wait(ih, timeout, **kwargs)
         shutil.rmtree(consumer.cache.partial_dir(ih), ignore_errors=True)  # another process
         return progress
 
