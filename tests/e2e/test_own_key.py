@@ -167,7 +167,9 @@ def test_the_seeding_publisher_does_not_overwrite_a_forged_record(
     finally:
         deadline.cancel()
         seeder.terminate()
-        seeder.wait(90)  # a daemon finishes the DHT lookups under way (each at most 30 s)
+        # Read what it still logs while stopping: a full stderr pipe would block it forever.
+        # A daemon finishes the DHT lookups under way (each at most 30 s).
+        seeder.communicate(timeout=90)
     assert any("leaked" in line and "own" in line for line in lines), lines
     assert still_served(thief), "republishing overwrote the forged record"
 

@@ -235,6 +235,6 @@ def test_a_leftover_signed_manifest_is_never_served(
     finally:
         deadline.cancel()
         seeder.terminate()
-        seeder.wait(90)
+        seeder.communicate(timeout=90)  # drain: a full stderr pipe would block its stop
     assert any("not serving" in line and "never recorded" in line for line in lines), lines
     assert seeded_manifests(home) == [1]
