@@ -95,3 +95,26 @@ def test_the_interval_must_stay_below_the_record_lifetime(publisher: Client) -> 
         Daemon(publisher, republish_interval=3 * 3600)
     with pytest.raises(UsageError):
         Daemon(publisher, republish_interval=0)
+
+
+def test_a_signal_taken_by_another_thread_still_stops_the_daemon() -> None:
+    """`hubless seed` waits for SIGTERM in its main thread; the kernel may deliver the signal
+    to another thread (libtorrent's), and a wait without timeout then never woke."""
+    from tests.conftest import run_python
+
+    out = run_python(
+        """
+        import signal, threading, time
+        from hubless.services.daemon import wait_until_set
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        other = threading.Thread(target=time.sleep, args=(30,), daemon=True)
+        other.start()
+        threading.Timer(0.2, signal.pthread_kill, (other.ident, signal.SIGTERM)).start()
+        wait_until_set(stop)
+        print("stopped")
+        """,
+        timeout=10,
+    )
+    assert out.strip() == "stopped"
