@@ -1,6 +1,6 @@
 """Fan-out: one origin with a capped upload, N consumers pulling one model at once.
 
-    python bench/fanout.py [--consumers 8] [--mib 512] [--rate-mb 20] [--super-seed auto]
+    python bench/fanout.py [--consumers 8] [--mib 512] [--rate-mb 20] [--super-seed off]
 
 The lab scenario: one slow outside link (the origin's upload, capped for all peers together),
 N colleagues on a fast LAN. Every party is its own process with its own home and its own
@@ -18,16 +18,17 @@ all-done / one-alone, and bytes the origin sent / model size. Aim: hubless all-d
 Needs curl and openssl (`apt-get install curl openssl`).
 
 Measured at the defaults (512 MiB in 5 files, origin capped at 20 MB/s, 8 consumers) on a
-shared 2-core machine, after downloads stopped announcing themselves (decision 0009; they
+shared 2-core machine, with downloads that do not announce themselves (decision 0009; they
 find each other through the origin's peer exchange and their own `get_peers` lookups):
 
     contender               N  one alone  all done  ratio  origin sent / model
-    hubless                 8     33.0 s    40.0 s   1.21                 1.20
-    HTTP (curl + openssl)   8     27.4 s   220.0 s   8.03                 8.00
+    hubless                 8     29.1 s    36.2 s   1.24                 1.27
+    HTTP (curl + openssl)   8     27.4 s   217.9 s   7.97                 8.00
 
-A second hubless run: 33.5 s, 40.8 s, 1.22, 1.21. One consumer alone spends about 4 s
-before its first byte (resolve, manifest and content metadata from the capped origin),
-which HTTP does not; the download itself runs at the cap. See spec decision 0011.
+Another hubless run: 28.7 s, 34.8 s, 1.21, 1.21. Before downloads connected at once to the
+peers they found (libtorrent's once-a-second round cost a pull about 4 s before its first
+byte): 33.0 s, 40.0 s, 1.21, 1.20, and 33.5 s, 40.8 s, 1.22, 1.21. With the file bands of a
+single-seed pull kept in a swarm, the origin sent 1.74x (see spec decision 0011).
 """
 
 from __future__ import annotations

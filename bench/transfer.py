@@ -1,6 +1,7 @@
 """Transfer throughput: a generated model pulled over hubless vs. HTTP from a local nginx.
 
     python bench/transfer.py [--gib 2] [--files 4] [--reps 3] [--http nginx|lab]
+        [--try LABEL='{"pull": {SETTINGS}, "seed": {SETTINGS}}'] [--skip aria2c,3seeds,pull]
 
 A model of random bytes is seeded by 1 and by 3 local processes (a loopback testnet in its
 own process) and pulled by another process to disk; libtorrent verifies every piece. The
@@ -14,6 +15,28 @@ the page cache. Everything is created under one temp folder that is removed at t
 Needs nginx, curl, aria2c and openssl (Debian: `apt-get install nginx-light curl aria2
 openssl`); `--http lab` serves the files with hubless's own Python server instead of nginx
 (slower than nginx, so the ratios flatter hubless: use it only where nginx cannot be had).
+
+The "hubless, N seeds" contenders are a bare libtorrent download of the content torrent
+(every piece's SHA-1 checked, no SHA-256 pass); "hubless pull (Client)" is what a user gets:
+`Client.pull` from a publisher process (content metadata, download, SHA-256 of every file
+into the cache; resolving the reference is timed apart and not counted). `--try` adds a
+one-seed contender with libtorrent settings on top of the local profile, to compare a change
+interleaved with the rest before it goes into `hubless.net.profile`.
+
+Measured (2 GiB in 4 shards + config.json, 1 MiB pieces, median of 3, one run, shared 2-core
+machine with other work on it; MB/s = MiB/s; CPU-s per GiB from `getrusage` per process):
+
+    contender                       MB/s  / curl+openssl  CPU-s/GiB puller  seeders
+    curl + openssl sha256            330       1.00
+    hubless, 1 seed                  408       1.24             3.03          0.95
+    hubless, 3 seeds                 486       1.47             2.35          1.16 (together)
+    hubless pull (Client), 1 seed    306       0.93             4.39 (whole pull)
+    aria2c -x4 + openssl sha256      151       0.46
+    (curl alone, no hashing)         508
+
+Single runs of the same contender vary by up to +-30 % with the machine's other load; the
+CPU seconds per GiB vary less (puller 2.2-3.0, one seeder 0.8-1.2). See spec decision 0011
+for what changed, what was tried and did not help, and the profile behind it.
 """
 
 from __future__ import annotations

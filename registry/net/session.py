@@ -77,10 +77,9 @@ _FIND_MAX = 15.0  # ... up to this
 # libtorrent connects to the peers it was told about only once a second (its session tick),
 # except right after a torrent starts with peers or resumes; a pull goes through four
 # torrents (manifest metadata and file, content metadata and files), and waited 0.6-1 s
-# for each. So a download starts with the peers already found for its infohash and is
-# "kicked" (paused and resumed: libtorrent then connects at once) when it has none
-# connected and learns of some, at most this often (seconds).
-_KICK_EVERY = 0.5
+# for each. So a download starts with the peers already found for its infohash, and is
+# "kicked" once (paused and resumed: libtorrent then connects at once) when it learns of
+# peers with no connection open or opening (`Session._kick`).
 _KNOWN_PEERS = 64  # infohashes whose peers a session remembers for the next torrent of it
 _FLUSH_WAIT = 60.0  # seconds a finished download waits for its last writes to reach the files
 _WRITTEN_EVERY = 0.5  # seconds between checks for files complete on disk (`on_written`)
@@ -99,7 +98,7 @@ class _Torrent:
     announce: bool = True  # a seed: libtorrent announces it; else we look peers up ourselves
     next_find: float = 0.0  # monotonic time of the next get_peers lookup (downloads)
     find_delay: float = _FIND_FIRST
-    kicked: float = float("-inf")  # monotonic time of the last kick (`Session._kick`)
+    kicked: bool = False  # `Session._kick` happens once
 
 
 def _ih_bytes(handle: Any) -> bytes:
@@ -298,25 +297,27 @@ class Session:
         self._kick(torrent)
 
     def _kick(self, torrent: _Torrent) -> None:
-        """Make a download with no peer connected connect to the ones it knows now, not at
-        libtorrent's next once-a-second round: pausing and resuming a torrent connects at
-        once (see _KICK_EVERY). Pausing drops connections, so only a torrent with none."""
-        now = time.monotonic()
+        """Make a download connect to the peers it knows now, not at libtorrent's next
+        once-a-second round: pausing and resuming a torrent connects at once (see
+        _KNOWN_PEERS). Once per torrent, and only with no connection open or being opened:
+        pausing drops them, and an attempt cut short may count against the peer."""
         handle = torrent.handle
+        if torrent.kicked:
+            return
         try:
-            status = handle.status()
+            state = handle.status().state
+            busy = bool(handle.get_peer_info())
         except RuntimeError:  # removed meanwhile
             return
-        if (
-            status.num_peers
-            or now - torrent.kicked < _KICK_EVERY
-            or status.state
-            not in (lt.torrent_status.downloading, lt.torrent_status.downloading_metadata)
-        ):
-            return
-        torrent.kicked = now
-        handle.pause()
-        handle.resume()
+        if state not in (lt.torrent_status.downloading, lt.torrent_status.downloading_metadata):
+            return  # still checking its files: the torrent_checked_alert comes back here
+        with self._lock:
+            if torrent.kicked:
+                return
+            torrent.kicked = True
+        if not busy:
+            handle.pause()
+            handle.resume()
 
     def _dispatch(self, a: Any) -> None:
         if self.dht.handle(a):

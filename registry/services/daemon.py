@@ -50,6 +50,7 @@ _JITTER = 0.2  # each interval is between (1 - _JITTER) and 1 times the configur
 _SIGN = ("sign", b"")  # the key holder's republish job, among the records' slots
 _FOLLOW = ("follow", b"")  # the mirror round's job
 _FOLLOW_TICK = 1.0  # seconds between looks at the follows' schedule
+_WAKE_EVERY = 0.5  # seconds: how often `wait_until_set` lets signal handlers run
 
 
 class _HasContext(Protocol):
@@ -58,6 +59,18 @@ class _HasContext(Protocol):
 
 
 # --- the daemon ----------------------------------------------------------------------------------
+
+
+def wait_until_set(stop: threading.Event) -> None:
+    """Block until `stop` is set, waking every `_WAKE_EVERY` seconds.
+
+    Python runs signal handlers in the main thread only, between bytecodes. A SIGTERM the
+    kernel delivers to another thread (one of libtorrent's; under a tracer such as strace
+    this happens) leaves a wait without a timeout blocked for good, and `hubless seed`
+    never stopped; a wait that wakes runs the handler, which sets `stop`.
+    """
+    while not stop.wait(_WAKE_EVERY):
+        pass
 
 
 class Daemon:
@@ -216,7 +229,7 @@ class Daemon:
         """Start, serve until `stop` is set, then close (what `hubless seed` does)."""
         try:
             self.start()
-            stop.wait()
+            wait_until_set(stop)
         finally:
             self.close()
 

@@ -51,11 +51,15 @@ def test_picks_up_what_another_process_publishes_and_removes(
         other = one_shot("publisher")  # same home, another process
         result = other.publish(folder, NAME, "v1", key=PUBLISHER)
         content = result.content_infohash
-        assert not swarm.seeders(content)  # the one-shot process serves nothing itself
+        # the one-shot process serves nothing itself (the daemon may have started already)
+        assert all(p.owner is not other.network for p in swarm.seeders(content))
         until(lambda: bool(swarm.seeders(content)))
-        status = daemon.status()
-        served = {t.infohash for t in status.torrents if t.serving}
-        assert {content, result.manifest_infohash} <= served
+
+        def served() -> set[bytes]:
+            return {t.infohash for t in daemon.status().torrents if t.serving}
+
+        # the daemon records what it serves just after it started serving it
+        until(lambda: {content, result.manifest_infohash} <= served())
         other.state.remove_seed(content)
         until(lambda: not swarm.seeders(content))
     stopped = home_status(publisher.config)
@@ -119,3 +123,26 @@ def test_the_interval_must_stay_below_the_record_lifetime(publisher: Client) -> 
         Daemon(publisher, republish_interval=3 * 3600)
     with pytest.raises(UsageError):
         Daemon(publisher, republish_interval=0)
+
+
+def test_a_signal_taken_by_another_thread_still_stops_the_daemon() -> None:
+    """`hubless seed` waits for SIGTERM in its main thread; the kernel may deliver the signal
+    to another thread (libtorrent's), and a wait without timeout then never woke."""
+    from tests.conftest import run_python
+
+    out = run_python(
+        """
+        import signal, threading, time
+        from hubless.services.daemon import wait_until_set
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        other = threading.Thread(target=time.sleep, args=(30,), daemon=True)
+        other.start()
+        threading.Timer(0.2, signal.pthread_kill, (other.ident, signal.SIGTERM)).start()
+        wait_until_set(stop)
+        print("stopped")
+        """,
+        timeout=10,
+    )
+    assert out.strip() == "stopped"
