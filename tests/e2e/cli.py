@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,34 @@ def run_patched(
         timeout=timeout,
         check=False,
     )
+
+
+def seed_until(
+    home: Path, testnet: RunningTestnet, marker: str, *args: str, timeout: float = 120
+) -> list[str]:
+    """Run `hubless seed *args` until a log line holds `marker` (or `timeout` s passed);
+    stop it and return its log lines up to that one.
+
+    The pipe is drained while it stops: a full stderr pipe would block its stop. A daemon
+    finishes the DHT lookups under way (each at most 30 s); one that takes over 90 s on a
+    loaded machine is killed, which is not what the callers test.
+    """
+    seeder = spawn(home, testnet, "seed", *args, stderr=subprocess.PIPE)
+    deadline = threading.Timer(timeout, seeder.terminate)  # the daemon runs until stopped
+    deadline.start()
+    lines = []
+    try:
+        assert seeder.stderr is not None
+        for line in seeder.stderr:
+            lines.append(line)
+            if marker in line:
+                break
+    finally:
+        deadline.cancel()
+        seeder.terminate()
+        try:
+            seeder.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            seeder.kill()
+            seeder.communicate()
+    return lines

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,36 +144,9 @@ def test_the_seeding_publisher_does_not_overwrite_a_forged_record(
     home, seed_hex = published
     thief = spawn_thief(seed_hex, 2)  # type: ignore[operator]
     # A short interval: the daemon's first signing round comes within a tenth of it.
-    seeder = cli.spawn(
-        home,
-        testnet,
-        "seed",
-        "--key",
-        "default",
-        "--republish-interval",
-        "20",
-        stderr=subprocess.PIPE,
+    lines = cli.seed_until(
+        home, testnet, "republished", "--key", "default", "--republish-interval", "20"
     )
-    deadline = threading.Timer(120, seeder.terminate)  # the daemon runs until stopped
-    deadline.start()
-    lines = []
-    try:
-        assert seeder.stderr is not None
-        for line in seeder.stderr:
-            lines.append(line)
-            if "republished" in line:
-                break
-    finally:
-        deadline.cancel()
-        seeder.terminate()
-        # Read what it still logs while stopping: a full stderr pipe would block it forever.
-        # A daemon finishes the DHT lookups under way (each at most 30 s); on a loaded
-        # machine its stop has taken longer, which is not what this test is about.
-        try:
-            seeder.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            seeder.kill()
-            seeder.communicate()
     assert any("leaked" in line and "own" in line for line in lines), lines
     assert still_served(thief), "republishing overwrote the forged record"
 

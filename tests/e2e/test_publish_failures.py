@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -222,19 +221,6 @@ def test_a_leftover_signed_manifest_is_never_served(
         db.execute("INSERT INTO seeds VALUES (?, ?, ?, ?, ?, ?, ?, ?)", forged)
     db.close()
     assert sorted(seeded_manifests(home)) == [1, 2]
-    seeder = cli.spawn(home, testnet, "seed", stderr=subprocess.PIPE)
-    deadline = threading.Timer(60, seeder.terminate)  # the daemon runs until stopped
-    deadline.start()
-    lines = []
-    try:
-        assert seeder.stderr is not None
-        for line in seeder.stderr:
-            lines.append(line)
-            if "never recorded" in line:
-                break
-    finally:
-        deadline.cancel()
-        seeder.terminate()
-        seeder.communicate(timeout=90)  # drain: a full stderr pipe would block its stop
+    lines = cli.seed_until(home, testnet, "never recorded", timeout=60)
     assert any("not serving" in line and "never recorded" in line for line in lines), lines
     assert seeded_manifests(home) == [1]
