@@ -162,27 +162,40 @@ class Session:
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
         tune_allocator()
-        self._ses: Any = lt.session(self._params())
+        self._ses: Any = self._new_session()
         self.dht = Dht(self._ses, self._lock, profile)
         self._stopping = threading.Event()
         self._closed = False
         self._loop = threading.Thread(target=self._alert_loop, name="hubless-alerts", daemon=True)
         self._loop.start()
 
-    def _params(self) -> Any:
-        params: Any = None  # the stubs type .settings as settings_pack; the binding takes a dict
+    def _new_session(self) -> Any:
+        """The libtorrent session, its DHT started from the saved routing table if any.
+
+        Extensions are chosen, not libtorrent's defaults: ut_metadata (BEP-9) and ut_pex
+        (BEP-11) always, smart_ban on the public DHT only. smart_ban finds the sender of a
+        bad block by IP address alone, so where peers share one (processes on one host, a
+        web seed on a peer's host: the local profile allows several peers per address) it
+        blamed, and banned, an honest peer for a web seed's wrong bytes, and the download
+        then had no source left (tests/e2e/test_web_seeds.py; spec §8.4). Without it,
+        libtorrent still bans a peer that alone sent a piece failing its hash check, and
+        every piece is checked whoever sent it.
+        """
+        settings = settings_for(self.profile)
+        ses = lt.session({**settings, "enable_dht": False}, 0)  # 0: no default extensions
+        ses.add_extension("ut_metadata")
+        ses.add_extension("ut_pex")
+        if self.profile.kind == "mainline":
+            ses.add_extension("smart_ban")
         if self._dht_state is not None:
-            state = self._dht_state
             with contextlib.suppress(OSError):
-                data = state.read_bytes()
+                data = self._dht_state.read_bytes()
                 try:
-                    params = lt.read_session_params(data, lt.save_state_flags_t.save_dht_state)
+                    ses.load_state(lt.bdecode(data), lt.save_state_flags_t.save_dht_state)
                 except RuntimeError:
-                    log.warning("ignoring unreadable DHT state %s", state)
-        if params is None:
-            params = lt.session_params()
-        params.settings = settings_for(self.profile)
-        return params
+                    log.warning("ignoring unreadable DHT state %s", self._dht_state)
+        ses.apply_settings({"enable_dht": settings["enable_dht"]})
+        return ses
 
     # --- plumbing ---------------------------------------------------------------------------
 
