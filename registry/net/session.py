@@ -182,7 +182,8 @@ class Session:
         every piece is checked whoever sent it.
         """
         settings = settings_for(self.profile)
-        ses = lt.session({**settings, "enable_dht": False}, 0)  # 0: no default extensions
+        pack: Any = {**settings, "enable_dht": False}  # the binding takes a dict
+        ses = lt.session(pack, 0)  # 0: none of libtorrent's default extensions
         ses.add_extension("ut_metadata")
         ses.add_extension("ut_pex")
         if self.profile.kind == "mainline":
