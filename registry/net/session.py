@@ -183,7 +183,7 @@ class Session:
         """
         settings = settings_for(self.profile)
         pack: Any = {**settings, "enable_dht": False}  # the binding takes a dict
-        ses = lt.session(pack, 0)  # 0: none of libtorrent's default extensions
+        ses: Any = lt.session(pack, 0)  # 0: none of libtorrent's default extensions
         ses.add_extension("ut_metadata")
         ses.add_extension("ut_pex")
         if self.profile.kind == "mainline":
