@@ -33,6 +33,7 @@ _STORAGE = 0x8
 _DHT = 0x400
 _PERFORMANCE = 0x200
 _DHT_OPERATION = 0x40000  # get_peers replies: how downloads find peers without announcing
+_CONNECT = 0x20  # peer connections ending: why a download found peers but reached none
 
 #: Torrent metadata the spec allows (spec §5.7: 64 MiB), and as many bencode tokens as that
 #: many bytes can hold (at most one per byte): libtorrent's own defaults (30 MiB, 2,500,000
@@ -172,7 +173,9 @@ def settings_for(profile: NetProfile) -> dict[str, int | str | bool]:
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "alert_mask": _ERROR | _STATUS | _STORAGE | _DHT | _PERFORMANCE | _DHT_OPERATION,
+        "alert_mask": (
+            _ERROR | _STATUS | _STORAGE | _DHT | _PERFORMANCE | _DHT_OPERATION | _CONNECT
+        ),
         "user_agent": "hubless/0.1",
         "peer_fingerprint": "-HL0100-",
         "enable_ip_notifier": False,

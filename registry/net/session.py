@@ -47,7 +47,7 @@ from ..core.errors import (
 from ..core.keys import PublicKey, SigningKey
 from ..core.webseeds import BEP19, WebSeed
 from ..files import atomic_write, make_temp_dir, private_dir, remove_stale
-from .contract import Progress, ProgressCallback, PutReport, Traffic
+from .contract import Progress, ProgressCallback, PutReport, Traffic, format_endpoint
 from .dht import Dht, network_id
 from .malloc import tune_allocator
 from .profile import NetProfile, settings_for
@@ -99,6 +99,9 @@ class _Torrent:
     next_find: float = 0.0  # monotonic time of the next get_peers lookup (downloads)
     find_delay: float = _FIND_FIRST
     kicked: bool = False  # `Session._kick` happens once
+    # What finding a peer came to, for a download that reached none (`_no_peer_detail`).
+    lookups: int = 0  # get_peers lookups sent
+    found: set[tuple[str, int]] = field(default_factory=set)  # peers they (or earlier) found
 
 
 def _ih_bytes(handle: Any) -> bytes:
@@ -116,6 +119,28 @@ def _status_progress(ih: bytes, st: Any) -> Progress:
         uploaded=int(st.all_time_upload),
         seeds=int(st.num_seeds),
     )
+
+
+_REFUSALS_KEPT = 8  # peers per infohash whose last connection failure is remembered
+
+
+def _no_peer_detail(torrent: _Torrent | None, refused: dict[tuple[str, int], str]) -> str:
+    """Why a download reached no peer, in words: what the DHT lookups found, and how the
+    connections to those peers ended (`refused`: peer -> libtorrent's reason), e.g.
+    "2 DHT lookups found 127.0.0.1:6881; connecting failed: Connection refused"."""
+    if torrent is None:
+        return "the download was removed"
+    lookups = f"{torrent.lookups} DHT lookup{'' if torrent.lookups == 1 else 's'}"
+    if not torrent.found:
+        return f"{lookups} found no peer"
+    shown = sorted(torrent.found)[:3]
+    peers = ", ".join(format_endpoint(h, p) for h, p in shown)
+    more = f" and {len(torrent.found) - len(shown)} more" if len(torrent.found) > 3 else ""
+    found = f"{lookups} found {peers}{more}"
+    reasons = sorted({why for peer, why in refused.items() if peer in torrent.found})
+    if not reasons:
+        return f"{found}; no connection to them was made"
+    return f"{found}; connecting failed: {'; '.join(reasons)}"
 
 
 class Session:
@@ -158,6 +183,9 @@ class Session:
         # Peers that DHT lookups found, per infohash, newest infohash last: a download of a
         # torrent whose metadata was just fetched starts with them (see _KICK_EVERY).
         self._known_peers: OrderedDict[bytes, set[tuple[str, int]]] = OrderedDict()
+        # Why connections ended, per infohash (newest last): kept here, not on the torrent,
+        # because a refusal can come before `_add` has registered the torrent.
+        self._refused: OrderedDict[bytes, dict[tuple[str, int], str]] = OrderedDict()
         self._gateway: Gateway | None = None
         self._resume_pending = 0
         self._resume_done = threading.Condition(self._lock)
@@ -285,6 +313,7 @@ class Session:
                 if not t.announce and now >= t.next_find:
                     t.next_find = now + t.find_delay
                     t.find_delay = min(t.find_delay * 2, _FIND_MAX)
+                    t.lookups += 1
                     due.append(ih)
         for ih in due:
             self._ses.dht_get_peers(lt.sha1_hash(ih))
@@ -296,6 +325,8 @@ class Session:
         with self._lock:
             waiting = self._peer_lookups.pop(ih, [])
             torrent = self._torrents.get(ih)
+            if found and torrent is not None:
+                torrent.found.update(found)
             if found:
                 known = self._known_peers.pop(ih, set())
                 self._known_peers[ih] = known | set(found)
@@ -372,6 +403,25 @@ class Session:
                 self._kick(torrent)  # it started with peers, but a checked torrent waits
         elif isinstance(a, lt.state_update_alert):
             self._on_status([(_ih_bytes(st.handle), st) for st in a.status])
+        elif isinstance(a, lt.peer_disconnected_alert) and a.handle.is_valid():
+            self._note_refusal(_ih_bytes(a.handle), (str(a.ip[0]), int(a.ip[1])), a.error)
+
+    def _note_refusal(self, ih: bytes, peer: tuple[str, int], error: Any) -> None:
+        """Remember why the connection to `peer` ended, for `_no_peer_detail`."""
+        why = str(error.message())
+        with self._lock:
+            refused = self._refused.pop(ih, {})
+            refused.pop(peer, None)
+            refused[peer] = why
+            while len(refused) > _REFUSALS_KEPT:
+                del refused[next(iter(refused))]
+            self._refused[ih] = refused
+            while len(self._refused) > _KNOWN_PEERS:
+                self._refused.popitem(last=False)
+
+    def _no_peer_detail(self, ih: bytes) -> str:
+        with self._lock:
+            return _no_peer_detail(self._torrents.get(ih), self._refused.get(ih, {}))
 
     def _with_torrent(self, a: Any, action: Callable[[_Torrent], None]) -> None:
         ih = _ih_bytes(a.handle)
@@ -416,6 +466,7 @@ class Session:
         # Every torrent runs: a registry client seeds all it holds, no queue decides for it.
         atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
         atp.flags |= lt.torrent_flags.duplicate_is_error
+        known: set[tuple[str, int]] = set()
         if announce:
             atp.flags &= ~lt.torrent_flags.disable_dht
         else:
@@ -428,7 +479,7 @@ class Session:
             handle = self._ses.add_torrent(atp)
         except RuntimeError as exc:
             raise StoreError(f"cannot add torrent {ih.hex()}: {exc}") from exc
-        torrent = _Torrent(handle, on_progress, announce=announce)
+        torrent = _Torrent(handle, on_progress, announce=announce, found=set(known))
         if handle.status().has_metadata:
             torrent.metadata.set()
         with self._lock:
@@ -661,7 +712,9 @@ class Session:
                 self._fail_on_bad_data(ih, handle, progress, stalled)
             had_peers = had_peers or progress.peers > 0
             if not had_peers and now - started >= timeout:
-                raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
+                raise NoPeersError(
+                    f"no peer for {ih.hex()} within {timeout:g}s ({self._no_peer_detail(ih)})"
+                )
             # Bytes arriving count as activity only while none failed its hash check: a
             # peer sending bad data forever must not keep the wait alive.
             active = last_change if failures else max(last_received, last_change)
@@ -791,7 +844,10 @@ class Session:
                 had_peers = had_peers or int(status.num_peers) > 0
                 if time.monotonic() >= deadline:
                     if not had_peers:
-                        raise NoPeersError(f"no peer for {ih.hex()} within {timeout:g}s")
+                        raise NoPeersError(
+                            f"no peer for {ih.hex()} within {timeout:g}s "
+                            f"({self._no_peer_detail(ih)})"
+                        )
                     raise NetTimeoutError(f"metadata of {ih.hex()} not received in {timeout:g}s")
             info = bytes(handle.torrent_file().info_section())
         finally:

@@ -293,3 +293,33 @@ def test_files_are_reported_once_written_while_the_rest_downloads(
     assert {rel for rel, _, _ in seen} <= wanted
     # files complete in turn (the bands of download_priorities): most before the end
     assert len(seen) >= 2 and seen[0][2] < done.wanted, seen
+
+
+def test_no_peer_says_what_the_lookups_found_and_why_connecting_failed(
+    testnet: RunningTestnet, client: Session, spawn_python: Spawn, tmp_path: Path
+) -> None:
+    """`NoPeersError` tells "nobody is listed" from "listed but unreachable" (a seeder that
+    exited, a firewall): the lookups' count, the peers found, how connecting to them ended."""
+    from hubless.core.errors import NoPeersError
+
+    blob, blob_ih = create_blob_torrent("manifest", b"nobody serves this")
+    with pytest.raises(NoPeersError) as nobody:
+        client.fetch_metadata(blob_ih, timeout=2)
+    assert "DHT lookups found no peer" in nobody.value.message, nobody.value.message
+
+    # A seeder announces, then dies: the DHT still lists it, and connecting is refused.
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "manifest").write_bytes(b"nobody serves this")
+    seeder = _seed(spawn_python, testnet, tmp_path / "src", [blob], tmp_path)
+    with Session(testnet.profile()) as probe:
+        probe.wait_for_dht(2, 10)
+        deadline = time.monotonic() + TIMEOUT
+        while not (listed := probe.dht_peers(blob_ih, 10)):
+            assert time.monotonic() < deadline, "the seeder was never listed"
+    stop_process(seeder)
+    with pytest.raises(NoPeersError) as dead:
+        client.fetch_metadata(blob_ih, timeout=3)
+    message = dead.value.message
+    host, port = listed[0]
+    assert f"found {host}:{port}" in message and "connecting failed" in message, message
+    assert "refused" in message.lower(), message
