@@ -242,7 +242,7 @@ def _dead(i: int, distance: int | None = None) -> codec.Contact:
 
 
 def _get_from(
-    node: FakeNode, silent: SilentNodes | None = None, **overrides: Any
+    node: FakeNode, *, silent: SilentNodes | None = None, **overrides: Any
 ) -> tuple[Lookup, float]:
     """One get from a client whose only bootstrap node is `node` (2 s, 0.3 s per query
     unless `overrides` say otherwise); `silent`: the client's memory of silent nodes."""
@@ -345,7 +345,7 @@ def test_client_ignores_bad_replies(name: str, bad: bytes | dict[str, Any]) -> N
 
     silent = SilentNodes()
     with FakeNode(answer) as node:
-        lookup, _ = _get_from(node, silent)
+        lookup, _ = _get_from(node, silent=silent)
     assert lookup.answers == () and lookup.queried == 1
     assert lookup.traffic.dropped == 1
     lapsed = not _decodes(_bad_datagram(b"xx", bad))
@@ -359,7 +359,7 @@ def test_replies_with_unknown_transaction_ids_are_dropped() -> None:
 
     silent = SilentNodes()
     with FakeNode(answer) as node:
-        lookup, _ = _get_from(node, silent)
+        lookup, _ = _get_from(node, silent=silent)
     assert lookup.answers == () and lookup.traffic.dropped == 3
     # None of the three answered the query: it lapsed, and the node is remembered as silent.
     assert lookup.queried == 1 and silent.silent(node.address, time.monotonic())
@@ -447,7 +447,7 @@ def test_a_flood_of_bogus_nodes_is_bounded() -> None:
             offered += per_reply
             yield _reply(query[b"t"], token=b"t", nodes=nodes)
 
-    config = {"max_queries": 40, "alpha": 8, "max_candidates": 64}
+    config: dict[str, Any] = {"max_queries": 40, "alpha": 8, "max_candidates": 64}
     with FakeNode(answer) as node:
         lookup, took = _get_from(node, **config)
     # The kernel may drop part of the flood when the socket buffer fills; what arrives after
@@ -526,7 +526,7 @@ def test_silent_nodes_cost_one_query_timeout_each_within_the_deadline() -> None:
     below the 30 s a lookup that waited for its deadline would take."""
     silent = SilentNodes()
     with FakeNode(lambda q, s: []) as node:
-        lookup, took = _get_from(node, silent, timeout=30.0)
+        lookup, took = _get_from(node, silent=silent, timeout=30.0)
     assert lookup.answers == () and lookup.queried == 1
     assert silent.silent(node.address, time.monotonic())
     assert took < 10, f"a lookup with one silent node took {took:.1f}s: it waited past its query"
