@@ -1,8 +1,9 @@
 """`hubless verify` on a folder it did not make (spec/PROTOCOL.md §8.6).
 
 The folder may hold a manifest that is a link to `/dev/zero`, a FIFO, a huge file, or model
-files replaced by FIFOs and links: every case ends quickly with a typed error or a report,
-never a hang, an untyped `MemoryError`, or a read outside the folder.
+files replaced by FIFOs and links: every case ends with a typed error or a report, never a
+hang (opening a FIFO to read it blocks for good), an untyped `MemoryError`, or a read
+outside the folder.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ KEY = SigningKey(hashlib.sha256(b"verify untrusted folders").digest())
 FILES = {"config.json": b"{}\n", "weights/model.bin": bytes(range(256)) * 64}
 
 
-def verify(folder: Path, timeout: float = 20.0) -> tuple[int, dict[str, object], float]:
-    """Run `hubless --json verify FOLDER` with 1 GiB of address space; exit code, JSON, time."""
+def verify(folder: Path, timeout: float = 60.0) -> tuple[int, dict[str, object]]:
+    """Run `hubless --json verify FOLDER` with 1 GiB of address space; exit code and JSON.
+    `timeout` (s) is a hang guard: a verify that opened a FIFO to read it would never end."""
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
-    started = time.monotonic()
     try:
         done = subprocess.run(
             [sys.executable, "-m", "hubless.cli", "--json", "verify", str(folder)],
@@ -42,10 +43,9 @@ def verify(folder: Path, timeout: float = 20.0) -> tuple[int, dict[str, object],
         )
     except subprocess.TimeoutExpired:
         raise AssertionError(f"verify {folder} did not end in {timeout:g}s") from None
-    elapsed = time.monotonic() - started
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     out = done.stdout if done.returncode == 0 or done.stdout.strip() else done.stderr
-    return done.returncode, json.loads(out.strip().splitlines()[-1]), elapsed
+    return done.returncode, json.loads(out.strip().splitlines()[-1])
 
 
 def pulled_folder(root: Path) -> Path:
@@ -64,7 +64,7 @@ def pulled_folder(root: Path) -> Path:
 
 
 def test_a_pulled_folder_verifies(tmp_path: Path) -> None:
-    code, report, _ = verify(pulled_folder(tmp_path / "m"))
+    code, report = verify(pulled_folder(tmp_path / "m"))
     assert code == 0 and report["ok"] and report["ok_files"] == 2
 
 
@@ -82,17 +82,16 @@ def test_a_manifest_that_is_no_regular_file_is_refused(tmp_path: Path, plant: ob
     manifest = folder / ".hubless" / "manifest"
     manifest.rename(folder / ".hubless" / "elsewhere")
     plant(manifest)  # type: ignore[operator]
-    code, error, elapsed = verify(folder)
+    code, error = verify(folder)
     assert code == 2, error
     assert "not a regular file" in str(error["error"])
-    assert elapsed < 15
 
 
 def test_a_manifest_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
     folder = pulled_folder(tmp_path / "m")
     (folder / ".hubless").rename(tmp_path / "meta")
     os.symlink(tmp_path / "meta", folder / ".hubless")
-    code, error, _ = verify(folder)
+    code, error = verify(folder)
     assert code == 2 and "not a regular file" in str(error["error"])
 
 
@@ -100,7 +99,7 @@ def test_an_oversized_manifest_is_refused_before_reading(tmp_path: Path) -> None
     folder = pulled_folder(tmp_path / "m")
     with open(folder / ".hubless" / "manifest", "r+b") as f:
         f.truncate(64 << 30)  # sparse: 64 GiB that would not fit in the address space
-    code, error, _ = verify(folder)
+    code, error = verify(folder)
     assert code == 1 and "larger than a manifest may be" in str(error["error"])
 
 
@@ -112,15 +111,15 @@ def test_model_files_replaced_by_fifos_or_links_are_modified_not_read(tmp_path: 
     os.symlink(outside, folder / "weights" / "model.bin")
     os.unlink(folder / "config.json")
     os.mkfifo(folder / "config.json")
-    code, report, elapsed = verify(folder)
+    code, report = verify(folder)
     assert code == 1 and not report["ok"]
+    # Neither was read: the FIFO would have blocked, the link would have matched its hash.
     assert report["modified"] == ["config.json", "weights/model.bin"]
-    assert elapsed < 15
 
 
 def test_a_model_folder_below_a_link_is_not_followed(tmp_path: Path) -> None:
     folder = pulled_folder(tmp_path / "m")
     (folder / "weights").rename(tmp_path / "weights")
     os.symlink(tmp_path / "weights", folder / "weights")
-    code, report, _ = verify(folder)
+    code, report = verify(folder)
     assert code == 1 and report["modified"] == ["weights/model.bin"]

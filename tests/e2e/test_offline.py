@@ -1,4 +1,5 @@
-"""Working with no DHT: cached versions at once, the latest within a bound, --offline, --timeout.
+"""Working with no DHT: cached versions with no network, the latest within a bound, --offline,
+--timeout.
 
 The test runs its own testnet and stops it (and the publisher) after the first pull, so the
 consumer's home knows the model but no node answers any more.
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubless.config import CHECK_TIMEOUT
 from hubless.lab.modelgen import make_model
 
 from tests.conftest import read_line, start_testnet, stop_process
@@ -38,6 +40,33 @@ session.Session.__init__ = no_session
 from hubless.cli.main import main
 main(sys.argv[1:])
 """
+
+# Runs the CLI and writes a JSON line on stderr for every wait on the DHT, with its bound in
+# seconds: joining it (`Dht.wait_for_nodes`) and each lookup (`Dht.get`).
+DHT_BOUNDS = """
+import inspect, json, sys
+from hubless.net.dht import Dht
+def record(name):
+    original = getattr(Dht, name)
+    signature = inspect.signature(original)
+    def recorded(*args, **kwargs):
+        call = signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        line = {"dht_wait": name, "timeout": call.arguments["timeout"]}
+        sys.stderr.write(json.dumps(line) + "\\n")
+        return original(*args, **kwargs)
+    setattr(Dht, name, recorded)
+record("wait_for_nodes")
+record("get")
+from hubless.cli.main import main
+main(sys.argv[1:])
+"""
+
+
+def dht_bounds(stderr: str) -> list[float]:
+    """The bound of every DHT wait a command run with `DHT_BOUNDS` made, in order."""
+    lines = (json.loads(line) for line in stderr.splitlines() if line.startswith('{"dht_wait"'))
+    return [float(line["timeout"]) for line in lines]
 
 
 def hubless(
@@ -99,11 +128,14 @@ def test_cached_versions_without_a_dht(tmp_path: Path) -> None:
     print(f"pull @v1 with no DHT: {took:.2f}s")
 
     # The latest: the DHT is asked within the bound, then the newest known is used, stale.
-    code, result, err, took = hubless(consumer, dead, "pull", ref)
+    # (Without a version to fall back on, a lookup's bound is the 30 s DHT timeout.)
+    code, result, err, took = hubless(consumer, dead, "pull", ref, wrapper=DHT_BOUNDS)
     assert code == 0, err
     assert result["stale"] is True and result["version"] == "v1"
     print(f"pull of the latest with no DHT: {took:.2f}s (stale)")
-    assert took < 10.0 + 4.0
+    bounds = dht_bounds(err)
+    assert bounds and max(bounds) <= CHECK_TIMEOUT, err
+    assert "no answer from the DHT; using the newest version known here" in err
 
     # --offline and HUBLESS_OFFLINE=1: answered without a single socket or session.
     code, result, err, _ = hubless(consumer, dead, "--offline", "pull", ref, wrapper=NO_NETWORK)
@@ -120,8 +152,12 @@ def test_cached_versions_without_a_dht(tmp_path: Path) -> None:
     finally:
         del os.environ["HUBLESS_OFFLINE"]
 
-    # --timeout bounds a lookup that cannot be answered from the cache.
-    code, _, err, took = hubless(consumer, dead, "--timeout", "3", "resolve", f"{key}/unknown")
+    # --timeout bounds a lookup that cannot be answered from the cache: the DHT is waited
+    # for, 3 s and no longer, and the error says so.
+    code, _, err, took = hubless(
+        consumer, dead, "--timeout", "3", "resolve", f"{key}/unknown", wrapper=DHT_BOUNDS
+    )
     assert code == 1, err
     print(f"--timeout 3 resolve of an unknown model: {took:.2f}s")
-    assert 2.5 < took < 7.0
+    assert dht_bounds(err) == [3.0], err
+    assert "after 3s" in json.loads(err.strip().splitlines()[-1])["error"], err

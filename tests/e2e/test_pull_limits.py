@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -34,14 +33,12 @@ def seeded(testnet: RunningTestnet, tmp_path: Path, processes: list[subprocess.P
     return f"{key}/roomy"
 
 
-def failing_pull(
-    testnet: RunningTestnet, home: Path, *args: str | Path, within: float
-) -> tuple[str, float]:
-    started = time.monotonic()
+def failing_pull(testnet: RunningTestnet, home: Path, *args: str | Path, within: float) -> str:
+    """The error of a pull that must fail; `within` (s) is a hang guard."""
     code, err = cli.run_failing(home, testnet, "pull", *args, timeout=within)
     assert code == 1, err
     assert "Traceback" not in err
-    return json.loads(err.strip().splitlines()[-1])["error"], time.monotonic() - started
+    return str(json.loads(err.strip().splitlines()[-1])["error"])
 
 
 def test_a_pull_into_a_home_without_room_fails_before_downloading(
@@ -50,7 +47,7 @@ def test_a_pull_into_a_home_without_room_fails_before_downloading(
     home = small_fs(2 << 20) / "home"  # type: ignore[operator]
     others = [home.parent, tmp_path / "publisher"]  # the seeder writes its own home
     before = listing(tmp_path, skip=others)
-    error, _ = failing_pull(testnet, home, seeded, within=60)
+    error = failing_pull(testnet, home, seeded, within=60)
     assert "needs" in error and "free" in error, error
     assert not list((home / "cache" / "partial").iterdir())
     assert not list((home / "cache" / "blobs").iterdir())
@@ -62,7 +59,7 @@ def test_a_pull_to_a_folder_without_room_fails_before_downloading(
 ) -> None:
     home = tmp_path / "consumer"
     out = small_fs(1 << 20) / "out"  # type: ignore[operator]
-    error, _ = failing_pull(testnet, home, seeded, "--to", out, within=60)
+    error = failing_pull(testnet, home, seeded, "--to", out, within=60)
     assert "needs" in error and "free" in error and str(out) in error, error
     assert not out.exists()
     assert not list((home / "cache" / "blobs").iterdir())
@@ -73,7 +70,8 @@ def test_a_pull_whose_every_peer_sends_bad_data_stops(
 ) -> None:
     ref = attacker("bad-pieces")  # type: ignore[operator]
     home = tmp_path / "consumer"
-    error, elapsed = failing_pull(testnet, home, ref, within=120)
+    error = failing_pull(testnet, home, ref, within=120)
     assert "failed their hash check" in error and "victim-model" in error, error
-    assert elapsed < 90
+    # Stopped by the bad-data rule once libtorrent had dropped every peer, not by a timeout.
+    assert "every peer sent bad data" in error, error
     assert not list((home / "cache" / "blobs").iterdir())

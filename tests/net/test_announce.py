@@ -59,26 +59,25 @@ def test_a_download_connects_to_the_peers_it_found_at_once(
     testnet: RunningTestnet, tmp_path: Path
 ) -> None:
     """libtorrent connects to peers it is told about only on its once-a-second round; a pull
-    goes through four torrents and waited 0.6-1 s on each. Fetching a torrent's metadata
-    from a seeder the DHT found, then downloading it, now takes a DHT lookup and a few round
-    trips (best of three, so that other load on the machine cannot fail it)."""
+    goes through four torrents and waited 0.6-1 s on each. So a download starts with the
+    peers already found for its infohash, and is kicked to connect at once when it learns of
+    them later (`Session._kick`). Here the puller's round connects nobody at all
+    (`connection_speed` 0; libtorrent still connects at once when a torrent starts or resumes
+    with peers): the metadata fetch and each download finish only through those two ways."""
     import time
 
     data = os.urandom(30_000)
     (tmp_path / "blob").write_bytes(data)
     torrent, ih = create_blob_torrent("blob", data)
     with joined(testnet) as seeder, joined(testnet) as puller:
+        puller._ses.apply_settings({"connection_speed": 0})
         seeder.seed(torrent, tmp_path, trust_files=True)
-        deadline = time.monotonic() + 20  # the seeder is announced before the clock starts
+        deadline = time.monotonic() + 20
         while not listed(puller, ih):
             assert time.monotonic() < deadline, "the seeder was never listed"
-        took = []
-        for i in range(3):
-            start = time.monotonic()
-            assert puller.fetch_metadata(ih, 10)
+        for i in range(3):  # the same infohash again: its peers are remembered
+            assert puller.fetch_metadata(ih, 30)
             got = puller.download(torrent, tmp_path / f"pull{i}")
-            assert puller.wait_finished(got, 10).finished
-            took.append(time.monotonic() - start)
+            assert puller.wait_finished(got, 30).finished
             puller.remove(got)
-        assert (tmp_path / "pull2" / "blob").read_bytes() == data
-    assert min(took) < 0.5, took
+            assert (tmp_path / f"pull{i}" / "blob").read_bytes() == data

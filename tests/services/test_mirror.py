@@ -4,8 +4,11 @@ and retried."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -187,6 +190,14 @@ def test_a_process_killed_mid_download_leaves_the_model_due_at_once(
     assert now + 1 < model.poll.next_poll  # held: back to the poll interval
 
 
+def running(pid: int) -> bool:
+    """Whether our child process `pid` has not ended."""
+    try:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:  # ended, and reaped already
+        return False
+
+
 def test_a_slow_hook_holds_up_neither_the_round_nor_a_stop(
     publisher: Client, consumer: Client, tmp_path: Path
 ) -> None:
@@ -199,7 +210,7 @@ def test_a_slow_hook_holds_up_neither_the_round_nor_a_stop(
     started = tmp_path / "started"
     events: list[Event] = []
     consumer.ctx.on_event = events.append
-    hooks = HookRunner(consumer.ctx, f'echo "$HUBLESS_NAME" >> {started}; exec sleep 30')
+    hooks = HookRunner(consumer.ctx, f'echo "$HUBLESS_NAME $$" >> {started}; exec sleep 30')
     options = MirrorOptions(policy=POLICY, exec_cmd="unused: the runner's runs", hooks=hooks)
     began = time.monotonic()
     assert mirror_round(consumer.ctx, options, time.time()) == 2
@@ -207,16 +218,28 @@ def test_a_slow_hook_holds_up_neither_the_round_nor_a_stop(
     (model,) = [m for m in consumer.following().models if m.name == A]
     assert model.poll is not None and model.poll.delivered_seq == 1  # held before the hook
     deadline = time.monotonic() + 10
-    while not started.exists() and time.monotonic() < deadline:
+    while not (started.exists() and started.read_text().endswith("\n")):
+        assert time.monotonic() < deadline, "the first hook did not start"
         time.sleep(0.05)
-    assert started.read_text().split() == [A]  # one at a time, in order: B waits
-    began = time.monotonic()
-    hooks.close()
-    assert time.monotonic() - began < 5
+    name, pid = started.read_text().splitlines()[0].split()
+    assert name == A  # one at a time, in order: B waits
+    left = f"hook for {KEY}/{A}@v1 left running (pid {pid})"
+    try:
+        hooks.close()
+        # The hook thread lets go of the hook at its next look (every 0.2 s), maybe after
+        # close returned; the hook (its shell became `sleep 30`) runs on: nobody waited.
+        deadline = time.monotonic() + 10
+        while not any(left in e.message for e in events):
+            assert time.monotonic() < deadline, [e.message for e in events]
+            time.sleep(0.05)
+        assert running(int(pid)), "the hook ended with the stop"
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(int(pid), signal.SIGKILL)
+            os.waitpid(int(pid), 0)
     messages = [e.message for e in events]
-    assert any(f"hook for {KEY}/{A}@v1 left running" in m for m in messages), messages
     assert any(m.startswith("hooks not run") and f"{KEY}/{B}@v1" in m for m in messages)
-    assert started.read_text().split() == [A]
+    assert [line.split()[0] for line in started.read_text().splitlines()] == [A]
 
 
 def test_a_hook_ended_by_a_signal_says_which(

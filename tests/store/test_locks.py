@@ -45,17 +45,37 @@ def test_shared_holders_coexist_and_keep_an_exclusive_one_out(tmp_path: Path) ->
 
 
 def test_waiting_is_bounded_and_says_so_once(tmp_path: Path) -> None:
+    """A waiter gives up while the lock is still held (bounded); one with time enough gets
+    the lock only after its holder let go (it waited). Each says once that it waits."""
     locks = Locks(tmp_path)
-    told: list[str] = []
+    events: list[str] = []
     with locks.hold("d"):
-        started = time.monotonic()
         with (
             pytest.raises(NetTimeoutError, match=r"waited 0\.3s for the download"),
-            locks.hold("d", timeout=0.3, on_wait=lambda: told.append("wait"), what="the download"),
+            locks.hold(
+                "d", timeout=0.3, on_wait=lambda: events.append("wait"), what="the download"
+            ),
         ):
             pass
-        assert 0.25 < time.monotonic() - started < 2.0
-    assert told == ["wait"]
+        events.append("gave up")  # while the lock was still held: it did not wait for it
+
+        waiting = threading.Event()
+
+        def waits() -> None:
+            events.append("wait")
+            waiting.set()
+
+        def patient() -> None:
+            with locks.hold("d", timeout=600, on_wait=waits):
+                events.append("acquired")
+
+        waiter = threading.Thread(target=patient)
+        waiter.start()
+        assert waiting.wait(60), "the second waiter never found the lock taken"
+        events.append("released")
+    waiter.join(60)
+    assert not waiter.is_alive(), "the second waiter did not get the lock once it was free"
+    assert events == ["wait", "gave up", "wait", "released", "acquired"]
 
 
 def test_a_dead_holder_releases_its_lock(tmp_path: Path) -> None:
