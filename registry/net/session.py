@@ -350,8 +350,10 @@ class Session:
         if torrent.kicked:
             return
         try:
-            state = handle.status().state
-            busy = bool(handle.get_peer_info())
+            status = handle.status()
+            state = status.state
+            # num_connections counts connections still being opened, too
+            busy = bool(status.num_connections) or bool(handle.get_peer_info())
         except RuntimeError:  # removed meanwhile
             return
         if state not in (lt.torrent_status.downloading, lt.torrent_status.downloading_metadata):

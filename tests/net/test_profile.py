@@ -53,6 +53,8 @@ def test_local_profile_relaxes_mainline_anti_sybil_rules_and_uses_tcp() -> None:
             assert settings[key] is False, key
         assert settings["allow_multiple_connections_per_ip"] is True
         assert settings["dht_block_ratelimit"] >= 1000
+        # A dropped connection to the only seeder is made again within seconds, not 60 s.
+        assert settings["min_reconnect_time"] <= 2 and settings["max_failcount"] >= 5
     # A LAN often sits in one /24: one routing entry per /24 would leave a node alone.
     assert lan["dht_restrict_routing_ips"] is False
     # On one host, clients share 127.0.0.1: only one of them may enter a routing table, so
