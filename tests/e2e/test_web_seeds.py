@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -148,17 +147,16 @@ def test_a_bad_web_seed_alone_fails_naming_the_file_and_the_seed(
         publisher, consumer = clients("publisher"), clients("consumer")
         ref = publish(publisher, model, server.base_url)
         without_content_peers(publisher, consumer, ref, tmp_path)
-        started = time.monotonic()
+        # The bad-data rule ends it (IntegrityError), not the transfer timeout of an hour
+        # (NetTimeoutError).
         with pytest.raises(IntegrityError) as failed:
             consumer.pull(ref)
-        took = time.monotonic() - started
     message = failed.value.message
     print(message)
     assert BAD in message and server.base_url in message, message
     assert "model-00002" not in message  # the good shard is not blamed
     bad = hashlib.sha256((model / BAD).read_bytes()).digest()
     assert not consumer.cache.blob(bad).exists()
-    assert took < 30, took  # not the hour of the transfer timeout
 
 
 @pytest.mark.skipif(ARIA2C is None, reason="aria2c is not installed (apt-get install aria2)")

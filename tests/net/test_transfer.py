@@ -323,4 +323,3 @@ def test_no_peer_says_what_the_lookups_found_and_why_connecting_failed(
     host, port = listed[0]
     assert f"found {host}:{port}" in message and "connecting failed" in message, message
     assert "refused" in message.lower(), message
-

@@ -212,9 +212,8 @@ def test_a_slow_hook_holds_up_neither_the_round_nor_a_stop(
     consumer.ctx.on_event = events.append
     hooks = HookRunner(consumer.ctx, f'echo "$HUBLESS_NAME $$" >> {started}; exec sleep 30')
     options = MirrorOptions(policy=POLICY, exec_cmd="unused: the runner's runs", hooks=hooks)
-    began = time.monotonic()
+    # The round returns while the first hook (`sleep 30`) runs: it is found running below.
     assert mirror_round(consumer.ctx, options, time.time()) == 2
-    assert time.monotonic() - began < 20  # the round did not wait for a 30 s hook
     (model,) = [m for m in consumer.following().models if m.name == A]
     assert model.poll is not None and model.poll.delivered_seq == 1  # held before the hook
     deadline = time.monotonic() + 10
