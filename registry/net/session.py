@@ -170,6 +170,9 @@ class Session:
         else:
             self._scratch = self._state_dir / "scratch" if self._state_dir else None
         self._deleted: dict[bytes, threading.Event] = {}
+        # Metadata fetch folders libtorrent's disk thread still wrote into when the fetch
+        # removed them (a loaded machine, a torrent of many files): deleted at close().
+        self._leftovers: set[Path] = set()
         self._resume = ResumeStore(self._state_dir / "resume") if self._state_dir else None
         self._resume_interval = resume_interval
         self._lock = threading.Lock()
@@ -856,6 +859,9 @@ class Session:
             if folder is not None:
                 self._remove_and_wait(ih)
                 shutil.rmtree(folder, ignore_errors=True)
+                if folder.exists():  # the disk thread was still at it: deleted at close()
+                    with self._lock:
+                        self._leftovers.add(folder)
         if hashlib.sha1(info).digest() != ih:
             raise IntegrityError(f"metadata received for {ih.hex()} does not hash to it")
         return b"d4:info" + info + b"e"
@@ -955,7 +961,10 @@ class Session:
         with self._lock:
             self._torrents.clear()
         self._ses.pause()
-        self._ses = None
+        self._ses = None  # its destructor waits for libtorrent's threads
+        for folder in self._leftovers:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._leftovers.clear()
 
 
 def _info_only(torrent_bytes: bytes) -> bytes:
