@@ -499,7 +499,12 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
 
         def admit(entry: FileEntry) -> None:
             hashed = early[entry.path].result() if entry.path in early else None
-            ctx.cache.add_blob(root / entry.path, entry, move=True, hashed=hashed)
+            path = root / entry.path
+            if entry.size == 0 and not path.exists():
+                # An empty file has no piece: libtorrent may never create it on disk.
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            ctx.cache.add_blob(path, entry, move=True, hashed=hashed)
 
         list(pool.map(admit, needed))
     ctx.emit(Event("verify", f"verified {len(needed)} files", total, total))

@@ -157,3 +157,22 @@ def verified_bytes_on_disk(home: Path, infohash: str | None = None) -> tuple[int
         == hashes[i // piece * 20 : i // piece * 20 + 20]
     )
     return good * piece, piece
+
+
+def test_a_model_with_empty_files_pulls_into_a_fresh_home(
+    testnet: RunningTestnet, tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    """An empty file has no piece, and libtorrent may never create it: the pull makes it."""
+    model = tmp_path / "model"
+    make_model(model, seed=5, size=1 << 20, shards=1)
+    (model / "empty.bin").write_bytes(b"")
+    (model / "sub").mkdir()
+    (model / "sub" / "also-empty.txt").write_bytes(b"")
+    publisher = tmp_path / "publisher"
+    key = cli.run(publisher, testnet, "key", "new", "--no-passphrase")["public_key"]
+    publish_and_seed(publisher, testnet, model, "v1", processes)
+    pulled = cli.run(tmp_path / "consumer", testnet, "pull", f"{key}/tiny")
+    folder = Path(pulled["path"])
+    assert (folder / "empty.bin").read_bytes() == b""
+    assert (folder / "sub" / "also-empty.txt").read_bytes() == b""
+    assert cli.run(tmp_path / "consumer", testnet, "verify", folder)["ok"]
