@@ -124,10 +124,32 @@ def history(app: App, ref: str) -> None:
     )
 
 
+def with_revision(ref: str, revision: str) -> str:
+    """REF pinned to `revision` (`--revision`); `UsageError` when REF names another version,
+    `InvalidReferenceError` when REF or the version is not valid (spec §3)."""
+    from hubless.core.errors import UsageError  # imported when used: --help stays quick
+    from hubless.core.refs import parse_reference
+
+    parsed = parse_reference(ref)
+    if parsed.version is not None and parsed.version != revision:
+        raise UsageError(
+            f"{ref} names version {parsed.version}, but --revision says {revision}",
+            hint="give the version once: either REF@VERSION or --revision VERSION",
+        )
+    return str(parsed.at(revision))
+
+
 @click.command(cls=Command)
 @click.argument("ref")
 @click.option(
+    "--revision",
+    metavar="VERSION",
+    help="The version to pull, as REF@VERSION would name it (huggingface_hub's name).",
+)
+@click.option(
     "--to",
+    "--local-dir",
+    "to",
     type=click.Path(file_okay=False, path_type=Path),
     help="Also place the files in this new (or empty) folder.",
 )
@@ -147,6 +169,7 @@ def history(app: App, ref: str) -> None:
 def pull(
     app: App,
     ref: str,
+    revision: str | None,
     to: Path | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -158,6 +181,8 @@ def pull(
 
     With -q, stdout is only that folder: P=$(hubless -q pull REF)
     """
+    if revision is not None:
+        ref = with_revision(ref, revision)
     client = app.client(serve=seed)
     result = client.pull(
         ref,

@@ -333,3 +333,39 @@ def test_history_shows_each_held_versions_own_notes(
         assert notes == [("v1", "the first one"), ("v2", "the second one")]
         text = hubless("history", ref, app=App(network=swarm.node())).stdout
         assert "the first one" in text and "the second one" in text
+
+
+# --- huggingface_hub's option names ---------------------------------------------------------
+
+
+def test_pull_takes_revision_and_local_dir_as_huggingface_hub_names_them(
+    hubless: Hubless, swarm: Swarm, published: str, tmp_path: Path
+) -> None:
+    done = hubless(
+        "--json",
+        "pull",
+        published,
+        "--revision",
+        "v1",
+        "--local-dir",
+        str(tmp_path / "here"),
+        app=App(network=swarm.node()),
+    )
+    assert done.code == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["version"] == "v1"
+    assert (tmp_path / "here" / "config.json").read_bytes() == FILES["config.json"]
+    same = hubless(
+        "-q", "pull", f"{published}@v1", "--revision", "v1", app=App(network=swarm.node())
+    )
+    assert same.code == 0, same.stderr
+
+
+def test_pull_refuses_a_revision_that_contradicts_the_reference(
+    hubless: Hubless, swarm: Swarm, published: str
+) -> None:
+    done = hubless("pull", f"{published}@v2", "--revision", "v1", app=App(network=swarm.node()))
+    assert done.code == 2
+    assert "names version v2, but --revision says v1" in done.stderr, done.stderr
+    bad = hubless("pull", published, "--revision", "", app=App(network=swarm.node()))
+    assert bad.code != 0 and "Traceback" not in bad.stderr, bad.stderr
