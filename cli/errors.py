@@ -26,8 +26,9 @@ TABLE: dict[type[errors.HublessError], tuple[int, str]] = {
     ),
     errors.NoPeersError: (
         1,
-        "nobody reachable is serving it right now: is the publisher or any mirror seeding "
-        "it (`hubless seed`), and is its port open to you? try again once one is online",
+        "nobody reachable is serving it right now (peers that refuse are usually seeders "
+        "that stopped, still listed in the DHT): is the publisher or any mirror seeding it "
+        "(`hubless seed`), and is its port open to you? try again once one is online",
     ),
     errors.NetworkError: (1, ""),
     errors.UntrustedDataError: (1, ""),

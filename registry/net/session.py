@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 _POLL = 0.1  # seconds between status polls while a caller waits
 _PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 _CLOSE_WAIT = 10.0  # seconds close() waits for resume data
+_DELETE_WAIT = 60.0  # seconds close() waits for removals not yet confirmed (`_leftovers`)
 # A download that received bad pieces ends when no verified byte arrived for this long with
 # no BitTorrent peer left connected (each peer that sent bad data was dropped; a web seed
 # that served a wrong copy is retried now and then, so it does not count), or at all with
@@ -170,9 +171,11 @@ class Session:
         else:
             self._scratch = self._state_dir / "scratch" if self._state_dir else None
         self._deleted: dict[bytes, threading.Event] = {}
-        # Metadata fetch folders libtorrent's disk thread still wrote into when the fetch
-        # removed them (a loaded machine, a torrent of many files): deleted at close().
-        self._leftovers: set[Path] = set()
+        # Metadata fetch folders whose torrent libtorrent had not finished deleting when the
+        # fetch gave up waiting (a loaded machine, a torrent of many empty files, which
+        # libtorrent creates, folders and all, as soon as the metadata arrives): close()
+        # waits for those deletions, then removes the folders.
+        self._leftovers: dict[Path, threading.Event] = {}
         self._resume = ResumeStore(self._state_dir / "resume") if self._state_dir else None
         self._resume_interval = resume_interval
         self._lock = threading.Lock()
@@ -857,11 +860,12 @@ class Session:
             info = bytes(handle.torrent_file().info_section())
         finally:
             if folder is not None:
-                self._remove_and_wait(ih)
-                shutil.rmtree(folder, ignore_errors=True)
-                if folder.exists():  # the disk thread was still at it: deleted at close()
+                pending = self._remove_and_wait(ih)
+                if pending is None:
+                    shutil.rmtree(folder, ignore_errors=True)
+                else:  # removing it now, the disk thread could make it again: at close()
                     with self._lock:
-                        self._leftovers.add(folder)
+                        self._leftovers[folder] = pending
         if hashlib.sha1(info).digest() != ih:
             raise IntegrityError(f"metadata received for {ih.hex()} does not hash to it")
         return b"d4:info" + info + b"e"
@@ -877,20 +881,21 @@ class Session:
         except OSError as exc:
             raise StoreError(f"cannot make a folder in {self._scratch}: {exc.strerror}") from exc
 
-    def _remove_and_wait(self, ih: bytes) -> None:
-        """Remove a torrent with its files and wait until libtorrent's disk thread is done."""
+    def _remove_and_wait(self, ih: bytes) -> threading.Event | None:
+        """Remove a torrent with its files and wait until libtorrent's disk thread is done:
+        None once it is (or the torrent was not here), else the event set when it is."""
         done = threading.Event()
         with self._lock:
             present = ih in self._torrents
             if present:
                 self._deleted[ih] = done
         if not present:
-            return
+            return None
         self.remove(ih, delete_files=True)
-        if not done.wait(_CLOSE_WAIT):
-            log.warning("libtorrent did not confirm removing %s in time", ih.hex())
-        with self._lock:
-            self._deleted.pop(ih, None)
+        if done.wait(_CLOSE_WAIT):
+            return None
+        log.warning("libtorrent did not confirm removing %s in time", ih.hex())
+        return done
 
     def remove(self, ih: bytes, *, delete_files: bool = False) -> None:
         """Stop seeding or downloading a torrent and forget its resume data."""
@@ -953,6 +958,12 @@ class Session:
                 )
             except (OSError, RuntimeError) as exc:
                 log.warning("could not save DHT state: %s", exc)
+        # Removals not yet confirmed: the alert loop still runs and confirms them.
+        deadline = time.monotonic() + _DELETE_WAIT
+        for folder, deleted in self._leftovers.items():
+            deleted.wait(max(0.0, deadline - time.monotonic()))
+            shutil.rmtree(folder, ignore_errors=True)
+        self._leftovers.clear()
         self.dht.close()
         if self._gateway is not None:
             self._gateway.close()
@@ -961,10 +972,7 @@ class Session:
         with self._lock:
             self._torrents.clear()
         self._ses.pause()
-        self._ses = None  # its destructor waits for libtorrent's threads
-        for folder in self._leftovers:
-            shutil.rmtree(folder, ignore_errors=True)
-        self._leftovers.clear()
+        self._ses = None
 
 
 def _info_only(torrent_bytes: bytes) -> bytes:
