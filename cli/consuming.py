@@ -151,7 +151,8 @@ def with_revision(ref: str, revision: str) -> str:
     "--local-dir",
     "to",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Also place the files in this new (or empty) folder.",
+    help="Also place the files in this new (or empty) folder; run again, the same pull "
+    "only verifies it.",
 )
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable).")
 @click.option(

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import IntegrityError, NoPeersError, OfflineError, UsageError
-from ..core.manifest import FileEntry, Manifest, VerifiedManifest
+from ..core.manifest import MAX_MANIFEST_SIZE, FileEntry, Manifest, VerifiedManifest
 from ..core.metainfo import Metainfo, check_matches_manifest, parse_metainfo
 from ..core.refs import Reference
+from ..files import NotRegularFileError, TooLargeError, read_regular
 from ..net.contract import Progress
-from ..store.cache import materialise
+from ..store.cache import METADATA_DIR, materialise, read_selection
 from ..store.hashed import Hashed, hash_in_place
 from ..store.locks import GC
 from ..store.state import SeedEntry
@@ -41,6 +42,7 @@ from .events import Event
 from .hfview import add_to_hf_cache
 from .partial import lay_down, starting_files
 from .resolve import Resolution, resolve, resolve_cached
+from .verify import check_files
 
 GC_LOCK = GC
 
@@ -259,6 +261,8 @@ def _fetch(
 ) -> Fetched:
     manifest = target.manifest
     files = selection.files(manifest)
+    complete = len(files) == len(manifest.files)
+    placed = to is not None and _already_placed(to.absolute(), target, files, complete)
     cache = ctx.cache
     needed = tuple(f for f in files if not cache.has_blob(f))
     downloaded = 0
@@ -273,9 +277,8 @@ def _fetch(
             if needed:
                 check_room(ctx, manifest, list(needed), files, to)
                 downloaded = _download(ctx, manifest, list(needed))
-    elif to is not None:
+    elif to is not None and not placed:
         check_room(ctx, manifest, [], files, to)
-    complete = len(files) == len(manifest.files)
     data = target.data
     if complete:
         path, repaired = cache.checked_snapshot(
@@ -304,7 +307,10 @@ def _fetch(
         ctx.emit(
             Event("verify", f"repaired the cached copy of {manifest.name}: {', '.join(repaired)}")
         )
-    if to is not None:
+    if to is not None and placed:
+        path = to.absolute()
+        ctx.emit(Event("verify", f"{to} already holds {manifest.name} {manifest.version}"))
+    elif to is not None:
         # absolute, not resolved: a link at `to` is refused, never followed (spec §8.4)
         path = _place(ctx, manifest, files, to.absolute(), data, partial=not complete)
     ctx.emit(Event("done", f"{manifest.name} {manifest.version} is at {path}"))
@@ -384,8 +390,49 @@ def _place(
     return materialise(ctx.cache, files, to, data, link=False, partial=partial)
 
 
+def _pulled_here(to: Path) -> bool:
+    """Whether `to` holds the signed manifest a pull places (`.hubless/manifest`, a plain
+    file, not through a link): `_already_placed` then decides whether it is this pull's."""
+    manifest = to / METADATA_DIR / "manifest"
+    return not (to / METADATA_DIR).is_symlink() and manifest.is_file() and not manifest.is_symlink()
+
+
+def _already_placed(
+    to: Path, target: VerifiedManifest, files: tuple[FileEntry, ...], complete: bool
+) -> bool:
+    """True when `to` already holds exactly this pull: the same signed manifest, the same
+    selection, and every selected file verified by size and SHA-256 (a re-run of
+    `pull --to DIR`, as huggingface_hub's `local_dir` allows). False for a new or empty `to`.
+    Raises `UsageError` for a `to` filled by another pull or whose files were changed."""
+    if not to.exists() or not any(to.iterdir()):
+        return False
+    hint = "choose a new or empty folder for --to, or delete this one to pull into it again"
+    try:
+        held = read_regular(to, f"{METADATA_DIR}/manifest", MAX_MANIFEST_SIZE)
+    except (OSError, NotRegularFileError, TooLargeError):
+        held = b""
+    what = f"{target.manifest.name} {target.manifest.version}"
+    if held != target.data:
+        raise UsageError(f"{to} holds another pull than {what}", hint=hint)
+    selection = read_selection(to)
+    wanted = None if complete else frozenset(f.path for f in files)
+    if selection != wanted:
+        raise UsageError(f"{to} holds another selection of the files of {what}", hint=hint)
+    report = check_files(to, target, files, selected=not complete)
+    if not report.ok:
+        changed = [*report.missing, *report.modified]
+        raise UsageError(
+            f"{to} holds {what}, but {len(changed)} of its files differ from it: "
+            + ", ".join(changed[:3])
+            + (" ..." if len(changed) > 3 else ""),
+            hint=hint,
+        )
+    return True
+
+
 def check_target(to: Path) -> None:
-    """`to` must be a new or empty folder whose parent can be a folder (`UsageError`).
+    """`to` must be a new or empty folder whose parent can be a folder (`UsageError`), or
+    a folder a pull filled (`_already_placed` checks it once the version is known).
 
     A `to` that is a symbolic link is refused, whether it points at an empty folder or at
     nothing (spec §8.4): files land only at the path the user named. Links among its
@@ -405,7 +452,7 @@ def check_target(to: Path) -> None:
     if to.exists():
         if not to.is_dir():
             raise UsageError(f"{to} exists and is not a folder", hint=hint)
-        if any(to.iterdir()):
+        if any(to.iterdir()) and not _pulled_here(to):
             raise UsageError(f"{to} is not empty", hint=hint)
 
 

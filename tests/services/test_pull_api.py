@@ -158,3 +158,33 @@ def test_a_download_gives_up_the_bands_in_a_swarm() -> None:
     assert bands.flatten(seen(3, 1)) is None
     assert bands.flatten(seen(3, 2)) == [1, 0, 1, 1]  # another downloader, twice in a row
     assert bands.flatten(seen(3, 2)) is None  # once
+
+
+def test_pulling_again_into_the_same_folder_is_a_verified_no_op(
+    published: Client, consumer: Client, tmp_path: Path
+) -> None:
+    """`pull --to DIR` run twice ends well, as huggingface_hub's `local_dir` does; DIR holding
+    another version, another selection or changed files is refused, naming what it holds."""
+    out = tmp_path / "out"
+    first = consumer.pull(REF, to=out)
+    again = consumer.pull(REF, to=out)
+    assert again.path == first.path == out.absolute() and verify_folder(out).ok
+
+    with pytest.raises(UsageError, match="another selection") as caught:
+        consumer.pull(REF, to=out, include="*.json")
+    assert "new or empty folder" in caught.value.hint
+
+    (out / "config.json").chmod(0o644)
+    (out / "config.json").write_bytes(b"{}")
+    with pytest.raises(UsageError, match="1 of its files differ from it: config.json"):
+        consumer.pull(REF, to=out)
+    assert (out / "config.json").read_bytes() == b"{}"  # the user's change is left alone
+
+    published.publish(
+        write_model(tmp_path / "v2", {**V1_FILES, "config.json": b"{}\n"}),
+        NAME,
+        "v2",
+        key=PUBLISHER,
+    )
+    with pytest.raises(UsageError, match="holds another pull than tiny-model v2"):
+        consumer.pull(REF, to=out)
