@@ -41,7 +41,7 @@ from .context import Context
 from .events import Event
 from .hfview import add_to_hf_cache
 from .partial import lay_down, starting_files
-from .resolve import Resolution, resolve, resolve_cached
+from .resolve import Resolution, no_peer_reason, resolve, resolve_cached
 from .verify import check_files
 
 GC_LOCK = GC
@@ -536,7 +536,8 @@ def _download(ctx: Context, manifest: Manifest, needed: list[FileEntry]) -> int:
             downloaded = net.payload_downloaded(ih)
         except NoPeersError as exc:
             raise NoPeersError(
-                f"nobody is serving the files of {what} (content torrent {ih.hex()}): {exc.message}"
+                f"nobody is serving the files of {what} (content torrent {ih.hex()}): "
+                f"{no_peer_reason(exc, ih)}"
             ) from exc
         except IntegrityError as exc:
             raise IntegrityError(f"{what}: {exc.message}", hint=exc.hint or None) from exc

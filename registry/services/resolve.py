@@ -288,6 +288,12 @@ def fetch_manifest(
         return data
 
 
+def no_peer_reason(exc: NoPeersError, infohash: bytes) -> str:
+    """`exc`'s message without the infohash its caller already names ("no peer for <hex>
+    within 30s (...)" becomes "no peer connected within 30s (...)")."""
+    return exc.message.replace(f"no peer for {infohash.hex()} within", "no peer connected within")
+
+
 def _download_manifest(ctx: Context, infohash: bytes, what: str) -> bytes:
     ctx.emit(Event("fetch-manifest", f"fetching manifest {infohash.hex()[:16]}…"))
     try:
@@ -295,7 +301,7 @@ def _download_manifest(ctx: Context, infohash: bytes, what: str) -> bytes:
     except NoPeersError as exc:
         raise NoPeersError(
             f"nobody is serving the manifest of {what} (manifest torrent "
-            f"{infohash.hex()}): {exc.message}"
+            f"{infohash.hex()}): {no_peer_reason(exc, infohash)}"
         ) from exc
 
 

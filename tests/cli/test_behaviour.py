@@ -210,8 +210,10 @@ def test_no_peer_asks_whether_the_publisher_or_a_mirror_is_seeding(
 ) -> None:
     swarm.peers.clear()  # every seeder left; the record is still in the DHT
     done = hubless("pull", published, app=App(network=swarm.node()))
-    assert done.code == 1 and "no peer for" in done.stderr, done.stderr
+    assert done.code == 1 and "no peer connected within" in done.stderr, done.stderr
     assert "publisher or any mirror seeding it" in done.stderr
+    torrent = done.stderr.split("torrent ")[1].split(")")[0]  # named once, not twice
+    assert done.stderr.count(torrent) == 1, done.stderr
 
 
 def test_a_wrong_passphrase_says_so(hubless: Hubless, model: Path) -> None:
