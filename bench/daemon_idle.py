@@ -126,7 +126,6 @@ def role_keep(home: str, bootstrap: str, interval: str, refs_json: str) -> None:
 def _check_all(me: Any, check: Any) -> dict[str, Any]:
     """Every kept record checked once (8 at a time, as the daemon's workers); the outcomes
     and the DHT traffic the whole took."""
-    from homes import worker_context
     from hubless.services import keepalive
 
     targets = keepalive.targets(me.ctx)
@@ -135,7 +134,7 @@ def _check_all(me: Any, check: Any) -> dict[str, Any]:
     lock = threading.Lock()
 
     def one(target: Any) -> None:
-        ctx = getattr(local, "ctx", None) or worker_context(me.ctx, serve=True)
+        ctx = getattr(local, "ctx", None) or me.ctx.worker(serve=True)
         local.ctx = ctx
         result = check(ctx, target)
         with lock:

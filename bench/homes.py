@@ -46,23 +46,6 @@ def publish_tiny(client: Any, key_name: str, models: int, root: Path) -> list[st
     return refs
 
 
-def worker_context(shared: Any, *, serve: bool) -> Any:
-    """A context sharing `shared`'s network session with its own state connection, as the
-    daemon's workers have (one SQLite connection must not serve two threads at once)."""
-    from hubless.services.context import Context
-    from hubless.store.state import State
-
-    return Context(
-        config=shared.config,
-        state=State(shared.config.data_dir / "state.db"),
-        cache=shared.cache,
-        keys=shared.keys,
-        torrents=shared.torrents,
-        network_factory=lambda timeout: shared.network,
-        serve=serve,
-    )
-
-
 def pull_all(client: Any, refs: list[str], threads: int = 8) -> None:
     """Pull `refs` on `threads` threads into the seeds table (a daemon serves them: these
     pulls are one-shot, `serve=False`); each is tried up to 5 times."""
@@ -76,7 +59,7 @@ def pull_all(client: Any, refs: list[str], threads: int = 8) -> None:
     def one(text: str) -> None:
         ctx = getattr(local, "ctx", None)
         if ctx is None:
-            ctx = local.ctx = worker_context(shared, serve=False)
+            ctx = local.ctx = shared.worker(serve=False)
             contexts.append(ctx)
         for attempt in range(5):
             try:

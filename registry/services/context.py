@@ -77,6 +77,27 @@ class Context:
         """Report `event` to the context's listener and to the calling thread's own."""
         self.emitter()(event)
 
+    def worker(
+        self,
+        *,
+        serve: bool,
+        on_event: Listener = ignore,
+        cancel: threading.Event | None = None,
+    ) -> Context:
+        """A context for another thread: this one's home, cache, keys and network session,
+        with its own state connection (one SQLite connection must not serve two threads)."""
+        return Context(
+            config=self.config,
+            state=State(self.config.data_dir / "state.db"),
+            cache=self.cache,
+            keys=self.keys,
+            torrents=self.torrents,
+            network_factory=lambda timeout: self.network,
+            on_event=on_event,
+            serve=serve,
+            cancel=cancel if cancel is not None else threading.Event(),
+        )
+
     def emitter(self) -> Listener:
         """`emit` bound to the calling thread's listener, for callbacks run on other threads
         (libtorrent's progress arrives on its alert thread)."""

@@ -137,18 +137,7 @@ class Daemon:
         self._pid = os.getpid()
 
     def _context(self) -> Context:
-        shared = self.shared
-        return Context(
-            config=shared.config,
-            state=State(shared.config.data_dir / "state.db"),
-            cache=shared.cache,
-            keys=shared.keys,
-            torrents=shared.torrents,
-            network_factory=lambda timeout: shared.network,
-            on_event=self._on_event,
-            serve=True,
-            cancel=self._stop,
-        )
+        return self.shared.worker(serve=True, on_event=self._on_event, cancel=self._stop)
 
     def _worker_context(self) -> Context:
         ctx: Context | None = getattr(self._local, "ctx", None)
