@@ -124,21 +124,6 @@ def history(app: App, ref: str) -> None:
     )
 
 
-def with_revision(ref: str, revision: str) -> str:
-    """REF pinned to `revision` (`--revision`); `UsageError` when REF names another version,
-    `InvalidReferenceError` when REF or the version is not valid (spec §3)."""
-    from hubless.core.errors import UsageError  # imported when used: --help stays quick
-    from hubless.core.refs import parse_reference
-
-    parsed = parse_reference(ref)
-    if parsed.version is not None and parsed.version != revision:
-        raise UsageError(
-            f"{ref} names version {parsed.version}, but --revision says {revision}",
-            hint="give the version once: either REF@VERSION or --revision VERSION",
-        )
-    return str(parsed.at(revision))
-
-
 @click.command(cls=Command)
 @click.argument("ref")
 @click.option(
@@ -183,7 +168,9 @@ def pull(
     With -q, stdout is only that folder: P=$(hubless -q pull REF)
     """
     if revision is not None:
-        ref = with_revision(ref, revision)
+        from hubless.core.refs import parse_reference, pin_version  # --help stays quick
+
+        ref = str(pin_version(parse_reference(ref), revision, named_by="--revision"))
     client = app.client(serve=seed)
     result = client.pull(
         ref,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidReferenceError
+from .errors import InvalidReferenceError, UsageError
 from .keys import ASCII_WHITESPACE, PublicKey
 from .paths import is_device_name
 
@@ -77,6 +77,21 @@ class Reference:
 
     def at(self, version: str | None) -> Reference:
         return Reference(self.publisher, self.name, version)
+
+
+def pin_version(ref: Reference, version: str, *, named_by: str) -> Reference:
+    """`ref` at `version`, which an option named `named_by` gave (`version=`, `--revision`).
+
+    Raises `InvalidReferenceError` for a label that is not a version (spec §3), and
+    `UsageError` when `ref` already names another version.
+    """
+    check_version(version)
+    if ref.version is not None and ref.version != version:
+        raise UsageError(
+            f"{ref} names version {ref.version}, but {named_by} says {version}",
+            hint=f"give the version once: either @VERSION or {named_by}",
+        )
+    return ref.at(version)
 
 
 def parse_reference(text: str) -> Reference:

@@ -21,9 +21,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..core.errors import KeyStoreError, UsageError
+from ..core.errors import KeyStoreError
 from ..core.keys import PublicKey, SigningKey
-from ..core.refs import Reference, check_name, check_version, parse_reference
+from ..core.refs import Reference, check_name, check_version, parse_reference, pin_version
 from ..core.webseeds import WebSeed, parse_web_seed
 from ..files import private_dir
 from ..net.contract import ContentTorrent, Network, Torrents
@@ -374,9 +374,4 @@ def _target(target: str | Reference | PublicKey) -> Reference | PublicKey:
 
 def _ref(ref: str | Reference, version: str | None = None) -> Reference:
     parsed = ref if isinstance(ref, Reference) else parse_reference(ref)
-    if version is None:
-        return parsed
-    check_version(version)
-    if parsed.version is not None and parsed.version != version:
-        raise UsageError(f"{ref} names version {parsed.version}, and version= names {version}")
-    return parsed.at(version)
+    return parsed if version is None else pin_version(parsed, version, named_by="version=")
