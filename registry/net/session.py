@@ -358,8 +358,7 @@ class Session:
         try:
             status = handle.status()
             state = status.state
-            # num_connections counts connections still being opened, too
-            busy = bool(status.num_connections) or bool(handle.get_peer_info())
+            busy = bool(status.num_connections)  # connections still being opened count too
         except RuntimeError:  # removed meanwhile
             return
         if state not in (lt.torrent_status.downloading, lt.torrent_status.downloading_metadata):
