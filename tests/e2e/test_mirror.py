@@ -265,7 +265,8 @@ def test_a_mirror_outlives_a_dead_publisher_and_dead_nodes(
         serving.proc.send_signal(signal.SIGKILL)  # the publisher dies ...
         serving.proc.wait(10)
         stop_process(net.process)  # ... and so does every DHT node
-        mirroring.wait_for("next try in", timeout=2 * POLL + 20)  # told, with a back-off
+        # told, with a back-off: the index's own failure (a model's may come first)
+        mirroring.wait_for("index lookup failed", timeout=2 * POLL + 20)
         assert mirroring.proc.poll() is None, "the daemon stopped"
         status = cli.run(mirror, net, "status")
         assert status["running"] and status["pid"] == mirroring.proc.pid
