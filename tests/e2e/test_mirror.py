@@ -179,7 +179,9 @@ def test_a_mirror_stopped_then_killed_mid_download_finishes_without_fetching_aga
     # All runs together, as the publisher counts what it sent: the model, plus what each
     # interrupted run had in flight (received, not yet verified or written), under 2 s of
     # transfer each (fetching a verified part again would be more: see `on_disk` above).
-    sent = _uploaded_since(publisher, testnet, ih, held_at)
+    # libtorrent adds bytes sent to its all-time counter at its once-a-second tick: a sample
+    # taken right after the delivery missed the last 1.5 MB once (a fresh-clone CI run).
+    sent = _uploaded_since(publisher, testnet, ih, held_at + 3)
     assert total <= sent <= total + 2 * 2 * RATE, (sent, total, stopped_with, on_disk)
 
     assert [m for m in third.seen if "now holds" in m] == [line]
